@@ -1,0 +1,1 @@
+"""robmem.bridge: claim registry, bound-vs-measurement comparisons, plots, report, CLI."""

@@ -1,0 +1,327 @@
+"""Certifier soundness: MILP cross-checks, broken nets refuted with verified counterexamples."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from theory.certify import (
+    Status,
+    ball_box,
+    certify,
+    certify_network,
+    certify_outside_balls,
+    ibp_margin_lower,
+    margins,
+    milp_min_margin,
+    small_margin_mask,
+)
+from theory.construction import BumpBlock, OutputBlock, build_construction
+from theory.network import ReLUNetwork
+from theory.strategies import clean_relu_networks, datasets_with_radius
+
+
+def _assert_counterexamples_verified(net_or_model, res, x, y, radius, norm, binary):
+    net = getattr(net_or_model, "network", lambda: net_or_model)()
+    for i, cx in res.counterexamples.items():
+        assert res.status[i] is Status.REFUTED
+        dist = np.abs(cx - x[i]).max() if norm == "inf" else np.linalg.norm(cx - x[i])
+        assert dist <= radius * (1 + 1e-12) + 1e-12
+        assert cx.min() >= 0 and cx.max() <= 1
+        lab = (y[i] == 1) if binary else y[i]
+        m = margins(net.forward(cx[None, :]), np.array([int(lab)]), binary)[0]
+        assert m <= 0
+    for i, s in enumerate(res.status):
+        if s is Status.REFUTED:
+            assert i in res.counterexamples
+
+
+def _milp_margin(model, x, y, i, radius):
+    net = model.network()
+    dense = ReLUNetwork(net.dense_weights(), net.biases)
+    lo, hi = ball_box(x[i : i + 1], radius, (0.0, 1.0))
+    lab = int(y[i] == 1) if model.output.binary else int(y[i])
+    value, arg, optimal = milp_min_margin(dense, lo[0], hi[0], lab, model.output.binary)
+    assert optimal
+    return value, arg
+
+
+@settings(max_examples=12)
+@given(datasets_with_radius(n_points=st.integers(1, 4), dim=st.integers(1, 3), min_separation=0.25))
+def test_structural_agrees_with_milp_on_valid_constructions(case):
+    d, delta = case
+    x, y = d.points, d.labels
+    model = build_construction(x, y, delta, "inf")
+    res = certify(model, x, y, delta, "inf")
+    assert res.certified_fraction == 1.0
+    for i in range(len(x)):
+        value, _ = _milp_margin(model, x, y, i, delta)
+        # complete MILP: the true minimum margin is ≥ 1 (y_i F ≥ 1 on the ball)
+        assert value >= 1 - 1e-4
+        assert res.margin_lower[i] <= value + 1e-4  # the structural bound is a lower bound
+
+
+@settings(max_examples=15)
+@given(
+    datasets_with_radius(n_points=st.integers(2, 5), dim=st.integers(1, 3), min_separation=0.25),
+    st.data(),
+)
+def test_flipped_label_weight(case, data):
+    d, delta = case
+    x, y = d.points, d.labels
+    model = build_construction(x, y, delta, "inf")
+    i = data.draw(st.integers(0, len(x) - 1))
+    labels = model.output.labels.copy()
+    labels[i] = 1 - labels[i]
+    broken = model.replace(output=OutputBlock(labels, 2, True))
+    res = certify(broken, x, y, delta, "inf", use_milp=True)
+    _assert_counterexamples_verified(broken, res, x, y, delta, "inf", True)
+    for j in range(len(x)):
+        value, _ = _milp_margin(broken, x, y, j, delta)
+        if res.status[j] is Status.CERTIFIED:
+            assert value > 0  # soundness against the complete MILP
+        else:
+            # with the MILP the answer is decided: refuted (verified above) when the
+            # exact minimum is ≤ 0; at most UNKNOWN inside the solver tolerance
+            assert value <= 1e-4
+            assert res.status[j] is Status.REFUTED or abs(value) <= 1e-4
+
+
+def test_flipped_label_isolated_point_is_refuted_structurally():
+    x = np.array([[0.1, 0.1], [0.9, 0.9], [0.1, 0.9]])
+    y = np.array([1, -1, 1])
+    model = build_construction(x, y, 0.2, "inf")
+    labels = model.output.labels.copy()
+    labels[0] = 0
+    broken = model.replace(output=OutputBlock(labels, 2, True))
+    res = certify(broken, x, y, 0.2, "inf")  # no MILP: structural + candidates only
+    assert res.status[0] is Status.REFUTED and res.method[0] == "structural"
+    assert res.status[1] is Status.CERTIFIED
+    _assert_counterexamples_verified(broken, res, x, y, 0.2, "inf", True)
+
+
+def test_delta_just_above_half_separation_is_refuted():
+    x = np.array([[0.2, 0.5], [0.6, 0.5], [0.9, 0.1]])
+    y = np.array([1, -1, 1])
+    model = build_construction(x, y, 0.1, "inf")
+    lam = model.separation.distance
+    bad = lam / 2 * (1 + 1e-3)
+    n = model.n_centres
+    broken = model.replace(bump=BumpBlock(np.full(n, bad), np.full(n, lam - bad)))
+    res = certify(broken, x, y, bad, "inf")
+    i, j = model.separation.i, model.separation.j
+    assert Status.REFUTED in (res.status[i], res.status[j])
+    _assert_counterexamples_verified(broken, res, x, y, bad, "inf", True)
+    # and a valid model certified at a radius above λ/2 is refuted as well
+    res2 = certify(model, x, y, bad, "inf")
+    assert Status.REFUTED in (res2.status[i], res2.status[j])
+
+
+def test_bump_with_beta_below_alpha_is_refuted_and_breaks_b():
+    x = np.array([[0.2, 0.2], [0.8, 0.8]])
+    y = np.array([1, -1])
+    model = build_construction(x, y, 0.15, "inf")
+    a = model.bump.alpha
+    broken = model.replace(bump=BumpBlock(a, a / 2))
+    res = certify(broken, x, y, 0.15, "inf")
+    assert all(s is Status.REFUTED for s in res.status)
+    _assert_counterexamples_verified(broken, res, x, y, 0.15, "inf", True)
+    outside = certify_outside_balls(broken, n_samples=16)
+    assert not outside.holds and not outside.blocks_ok
+    assert outside.counterexample is not None
+    # the witness really differs from f_clean (= 0 here) and lies outside every β-ball
+    cx = outside.counterexample
+    assert abs(broken.network().forward(cx[None, :])[0, 0]) > 1e-9
+    assert np.all(np.abs(cx - broken.distance.centres).max(axis=1) >= broken.bump.beta)
+
+
+@settings(max_examples=25)
+@given(
+    st.integers(1, 3).flatmap(lambda d: st.tuples(st.just(d), clean_relu_networks(d, 1))), st.data()
+)
+def test_generic_network_ibp_sound_and_milp_exact(dn, data):
+    dim, net = dn
+    rng = np.random.default_rng(0)
+    x = rng.random((3, dim))
+    y = np.array(data.draw(st.lists(st.sampled_from([-1, 1]), min_size=3, max_size=3)))
+    radius = data.draw(st.floats(0.0, 0.3))
+    res = certify_network(net, x, y, radius, "inf")
+    _assert_counterexamples_verified(net, res, x, y, radius, "inf", True)
+    lo, hi = ball_box(x, radius, (0.0, 1.0))
+    ibp = ibp_margin_lower(net, lo, hi, (y == 1).astype(int), True)
+    for i in range(3):
+        value, arg, optimal = milp_min_margin(net, lo[i], hi[i], int(y[i] == 1), True)
+        assert optimal
+        samples = rng.uniform(lo[i], hi[i], size=(200, dim))
+        sampled = margins(net.forward(samples), np.full(200, int(y[i] == 1)), True)
+        assert value <= sampled.min() + 1e-7  # a true lower bound
+        assert ibp[i] <= value + 1e-7  # IBP is sound (never above the exact minimum)
+        at_arg = margins(net.forward(arg[None, :]), np.array([int(y[i] == 1)]), True)[0]
+        assert at_arg == pytest.approx(value, abs=1e-5)  # attained
+        assert (res.status[i] is Status.CERTIFIED) == (value > 1e-9) or abs(value) < 1e-4
+
+
+def test_multiclass_generic_milp():
+    rng = np.random.default_rng(4)
+    net = ReLUNetwork(
+        [rng.normal(size=(5, 2)), rng.normal(size=(3, 5))], [rng.normal(size=5), rng.normal(size=3)]
+    )
+    x = rng.random((4, 2))
+    y = net.forward(x).argmax(axis=1)
+    res = certify_network(net, x, y, 0.05)
+    assert all(s is not Status.UNKNOWN for s in res.status)
+    _assert_counterexamples_verified(net, res, x, y, 0.05, "inf", False)
+    grid = np.stack(
+        np.meshgrid(np.linspace(-0.05, 0.05, 21), np.linspace(-0.05, 0.05, 21)), -1
+    ).reshape(-1, 2)
+    for i in range(4):
+        pts = np.clip(x[i] + grid, 0, 1)
+        robust = np.all(net.forward(pts).argmax(axis=1) == y[i])
+        if res.status[i] is Status.CERTIFIED:
+            assert robust
+
+
+def test_small_margin_mask_linear_is_exact_l2():
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(1, 3))
+    net = ReLUNetwork([w], [np.array([0.1])])
+    x = rng.random((50, 3))
+    y = np.where(rng.random(50) < 0.5, 1, 0)
+    mask = small_margin_mask(net, x, y, 0.1, "2", True, (0.0, 1.0))
+    dist_to_boundary = np.abs(x @ w[0] + 0.1) / np.linalg.norm(w[0])
+    correct = np.sign(x @ w[0] + 0.1) == np.where(y == 1, 1, -1)
+    expected_large = correct & (dist_to_boundary > 0.1)
+    np.testing.assert_array_equal(~mask, expected_large)
+
+
+def test_certify_bad_input():
+    model = build_construction(np.array([[0.0], [1.0]]), np.array([1, -1]), 0.1)
+    with pytest.raises(TypeError, match="net"):
+        certify(object(), np.zeros((1, 1)), np.array([1]), 0.1)
+    with pytest.raises(ValueError, match="radius"):
+        certify(model, np.array([[0.0]]), np.array([1]), -0.1)
+    with pytest.raises(ValueError, match="labels"):
+        certify(model, np.array([[0.0]]), np.array([3]), 0.1)
+    with pytest.raises(ValueError, match="dimension"):
+        certify(model, np.zeros((1, 2)), np.array([1]), 0.1)
+    with pytest.raises(ValueError, match="norm"):
+        certify(model, np.array([[0.0]]), np.array([1]), 0.1, "7")
+
+
+def test_flipped_weight_in_lowered_network_is_refuted_by_milp():
+    # break the *lowered* network (not the blocks): the generic IBP + MILP path must refute
+    x = np.array([[0.2, 0.3], [0.7, 0.8]])
+    y = np.array([1, -1])
+    model = build_construction(x, y, 0.1, "inf")
+    net = model.network()
+    weights = net.dense_weights()
+    weights[-1][0, :2] *= -1  # output weights of point 0's bump: its label is flipped
+    broken = ReLUNetwork(weights, net.biases)
+    res = certify_network(broken, x, y, 0.1, "inf")
+    assert res.status[0] is Status.REFUTED and res.status[1] is Status.CERTIFIED
+    _assert_counterexamples_verified(broken, res, x, y, 0.1, "inf", True)
+    ok = certify_network(ReLUNetwork(net.dense_weights(), net.biases), x, y, 0.1, "inf")
+    assert ok.certified_fraction == 1.0
+
+
+@settings(max_examples=20)
+@given(
+    datasets_with_radius(n_points=st.integers(2, 5), dim=st.integers(1, 3), min_separation=0.25),
+    st.floats(1e-6, 0.2),
+)
+def test_radius_above_half_separation_always_refutes_closest_pair(case, excess):
+    d, delta = case
+    x, y = d.points, d.labels
+    if d.separation.i < 0:
+        return  # one class only: no pair to refute
+    model = build_construction(x, y, delta, "inf")
+    lam = model.separation.distance
+    bad = lam / 2 * (1 + excess)
+    n = model.n_centres
+    broken = model.replace(bump=BumpBlock(np.full(n, bad), np.full(n, lam - bad)))
+    for candidate in (broken, model):
+        res = certify(candidate, x, y, bad, "inf")
+        i, j = model.separation.i, model.separation.j
+        # the midpoint of the closest pair lies in both balls: one of them must fail
+        assert Status.REFUTED in (res.status[i], res.status[j])
+        _assert_counterexamples_verified(candidate, res, x, y, bad, "inf", True)
+
+
+@settings(max_examples=12)
+@given(
+    datasets_with_radius(n_points=st.integers(1, 4), dim=st.integers(1, 3), min_separation=0.25),
+    st.floats(0.0, 0.99),
+)
+def test_beta_at_or_below_alpha_is_never_certified_wrongly(case, ratio):
+    d, delta = case
+    x, y = d.points, d.labels
+    model = build_construction(x, y, delta, "inf")
+    a = model.bump.alpha
+    broken = model.replace(bump=BumpBlock(a, a * ratio))
+    res = certify(broken, x, y, delta, "inf", use_milp=True)
+    _assert_counterexamples_verified(broken, res, x, y, delta, "inf", True)
+    assert not certify_outside_balls(broken, n_samples=8).holds
+    for i in range(len(x)):
+        value, _ = _milp_margin(broken, x, y, i, delta)
+        if res.status[i] is Status.CERTIFIED:
+            assert value > 0
+        # an isolated point's own bump is 0 at distance α = δ, so F = 0 there
+        assert value <= 1e-4 or res.status[i] is Status.CERTIFIED
+
+
+@settings(max_examples=20)
+@given(
+    datasets_with_radius(n_points=st.integers(1, 6), dim=st.integers(1, 4), n_classes=3),
+    st.floats(0.0, 0.45),
+    st.data(),
+)
+def test_balls_inside_memorized_balls_are_certified(case, shift, data):
+    # a query p with ‖p − x_i‖ ≤ δ/2, radius δ/2: B(p, δ/2) ⊂ B(x_i, δ), so it is certified
+    d, delta = case
+    x, y = d.points, d.labels
+    n_cls = max(int(y.max()) + 1, 2)
+    model = build_construction(x, y, delta, n_classes=n_cls)
+    direction = np.array(
+        data.draw(st.lists(st.floats(-1, 1), min_size=x.shape[1], max_size=x.shape[1]))
+    )
+    q = np.clip(x + shift * delta * direction[None, :], 0, 1)
+    q = np.clip(q, x - delta / 2, x + delta / 2)
+    res = certify(model, q, y, delta / 2)
+    assert res.certified_fraction == 1.0
+    # and far outside every ball (radius larger than the separation) nothing is certified
+    # wrongly: every certified point survives the MILP-free candidate check
+    _assert_counterexamples_verified(model, res, q, y, delta / 2, "inf", False)
+
+
+def test_certify_network_rejects_points_outside_domain():
+    net = ReLUNetwork([np.ones((1, 2))], [[0.0]])
+    with pytest.raises(ValueError, match="domain"):
+        certify_network(net, np.array([[2.0, 0.0]]), np.array([1]), 0.1)
+
+
+def test_pgd_from_torchattacks_agrees_with_certificates():
+    # independent oracle: torchattacks' PGD on the torch conversion of the lowered network
+    torch = pytest.importorskip("torch")
+    torchattacks = pytest.importorskip("torchattacks")
+    x = np.array([[0.2, 0.3, 0.5], [0.6, 0.8, 0.4], [0.9, 0.1, 0.2], [0.3, 0.9, 0.9]])
+    y = np.array([0, 1, 2, 1])
+    delta = 0.15
+    model = build_construction(x, y, delta, "inf")
+    labels = model.output.labels.copy()
+    labels[0] = 2  # break point 0
+    broken = model.replace(output=OutputBlock(labels, 3, False))
+    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
+    for candidate, expect_robust in ((model, [True] * 4), (broken, [False, True, True, True])):
+        res = certify(candidate, x, y, delta, "inf")
+        seq = candidate.network().to_torch().eval()
+        attack = torchattacks.PGD(seq, eps=delta, alpha=delta / 4, steps=40, random_start=True)
+        adv = attack(xt, yt)
+        assert float((adv - xt).abs().max()) <= delta + 1e-6
+        with torch.no_grad():
+            fooled = (seq(adv).argmax(1) != yt).numpy()
+        for i in range(4):
+            assert (res.status[i] is Status.CERTIFIED) == expect_robust[i]
+            if res.status[i] is Status.CERTIFIED:
+                assert not fooled[i]  # PGD can never beat a certificate
+            else:
+                assert fooled[i] and res.status[i] is Status.REFUTED

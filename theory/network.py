@@ -1,0 +1,310 @@
+"""A tiny exact ReLU-network representation (SPEC T1, issue 2 item 1).
+
+A :class:`ReLUNetwork` is an ordered list of affine layers ``x -> W x + b`` with ReLU
+between consecutive layers and no activation after the last one. Weights are float64
+numpy arrays or :mod:`scipy.sparse` matrices (the robust-memorization construction on
+10,000 MNIST points has about ``2 N d`` first-layer units and cannot be dense).
+Evaluation is float64; :meth:`ReLUNetwork.to_torch` converts to ``torch.nn.Sequential``
+with torch imported lazily, so ``import theory.network`` never pulls torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+Matrix = np.ndarray | sp.spmatrix | sp.sparray
+
+#: Activations held at once by :meth:`ReLUNetwork.forward` (2**25 float64 = 256 MiB);
+#: larger inputs are evaluated in row batches.
+MAX_ACTIVATION_ENTRIES = 2**25
+
+#: Largest number of weight entries :meth:`ReLUNetwork.to_torch` densifies without
+#: ``allow_large=True`` (2**27 float32 entries = 512 MiB).
+MAX_DENSE_TORCH_ENTRIES = 2**27
+
+
+def _as_matrix(w: Any, name: str) -> Matrix:
+    if sp.issparse(w):
+        m = sp.csr_matrix(w, dtype=np.float64)
+        data = m.data
+    else:
+        m = np.asarray(w, dtype=np.float64)
+        if m.ndim != 2:
+            raise ValueError(f"{name}: weight must be 2-D (out, in), got shape {m.shape}")
+        data = m
+    if not np.all(np.isfinite(data)):
+        raise ValueError(f"{name}: weights must be finite (no NaN/inf)")
+    return m
+
+
+class ReLUNetwork:
+    """Affine layers with ReLU between them: ``f(x) = A_L(σ(A_{L-1}(… σ(A_1 x))))``.
+
+    Parameters
+    ----------
+    weights : sequence of (out, in) arrays or scipy.sparse matrices
+        ``weights[l]`` maps layer ``l``'s input to its output; shapes must chain.
+    biases : sequence of (out,) arrays
+        One bias vector per layer.
+
+    Raises
+    ------
+    ValueError
+        If the lists are empty, lengths differ, shapes do not chain, or entries are not finite.
+    """
+
+    def __init__(self, weights: Sequence[Any], biases: Sequence[Any]) -> None:
+        if len(weights) == 0:
+            raise ValueError("weights: need at least one affine layer, got 0")
+        if len(weights) != len(biases):
+            raise ValueError(
+                f"biases: need one bias per layer, got {len(biases)} for {len(weights)} layers"
+            )
+        ws: list[Matrix] = []
+        bs: list[np.ndarray] = []
+        for index, (w, b) in enumerate(zip(weights, biases, strict=True)):
+            m = _as_matrix(w, f"weights[{index}]")
+            v = np.asarray(b, dtype=np.float64).reshape(-1)
+            if v.shape[0] != m.shape[0]:
+                raise ValueError(
+                    f"biases[{index}]: length {v.shape[0]} does not match {m.shape[0]} outputs"
+                )
+            if not np.all(np.isfinite(v)):
+                raise ValueError(f"biases[{index}]: must be finite (no NaN/inf)")
+            if ws and ws[-1].shape[0] != m.shape[1]:
+                raise ValueError(
+                    f"weights[{index}]: expects {m.shape[1]} inputs, previous layer gives "
+                    f"{ws[-1].shape[0]}"
+                )
+            ws.append(m)
+            bs.append(v)
+        self.weights: list[Matrix] = ws
+        self.biases: list[np.ndarray] = bs
+
+    # ------------------------------------------------------------------ shape facts
+    @property
+    def depth(self) -> int:
+        """Number of affine layers (hidden layers + 1)."""
+        return len(self.weights)
+
+    @property
+    def widths(self) -> list[int]:
+        """``[input_dim, hidden widths…, output_dim]``."""
+        return [self.input_dim] + [int(w.shape[0]) for w in self.weights]
+
+    @property
+    def input_dim(self) -> int:
+        """Dimension of the input."""
+        return int(self.weights[0].shape[1])
+
+    @property
+    def output_dim(self) -> int:
+        """Dimension of the output."""
+        return int(self.weights[-1].shape[0])
+
+    @property
+    def relu_count(self) -> int:
+        """Number of ReLU units (sum of the hidden widths)."""
+        return int(sum(w.shape[0] for w in self.weights[:-1]))
+
+    def nonzero_parameter_count(self) -> int:
+        """Exact number of non-zero weights and biases ("size" in [C22] §1.3)."""
+        total = 0
+        for w, b in zip(self.weights, self.biases, strict=True):
+            if sp.issparse(w):
+                total += int(np.count_nonzero(w.data))
+            else:
+                total += int(np.count_nonzero(w))
+            total += int(np.count_nonzero(b))
+        return total
+
+    # ------------------------------------------------------------------ evaluation
+    @staticmethod
+    def _affine(w: Matrix, b: np.ndarray, h: np.ndarray) -> np.ndarray:
+        if sp.issparse(w):
+            out = np.asarray((w @ h.T).T)
+        else:
+            out = h @ w.T
+        return out + b
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Evaluate the network in float64.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n, input_dim) or (input_dim,)
+
+        Returns
+        -------
+        ndarray, shape (n, output_dim) (or (output_dim,) for a single input)
+        """
+        h = np.asarray(x, dtype=np.float64)
+        single = h.ndim == 1
+        h = np.atleast_2d(h)
+        if h.shape[1] != self.input_dim:
+            raise ValueError(f"x: expected {self.input_dim} features, got {h.shape[1]}")
+        batch = max(1, MAX_ACTIVATION_ENTRIES // max(self.widths))
+        if h.shape[0] > batch:
+            out = np.vstack([self.forward(h[k : k + batch]) for k in range(0, h.shape[0], batch)])
+            return out[0] if single else out
+        for index, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = self._affine(w, b, h)
+            if index < self.depth - 1:
+                np.maximum(h, 0.0, out=h)
+        return h[0] if single else h
+
+    def hidden_activations(self, x: np.ndarray) -> list[np.ndarray]:
+        """Post-ReLU activations of every hidden layer, for ``x`` of shape (n, input_dim)."""
+        h = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        out = []
+        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+            h = np.maximum(self._affine(w, b, h), 0.0)
+            out.append(h)
+        return out
+
+    __call__ = forward
+
+    # ------------------------------------------------------------------ conversions
+    def dense_weights(self) -> list[np.ndarray]:
+        """Weights as dense arrays (copies for sparse layers)."""
+        return [w.toarray() if sp.issparse(w) else np.array(w) for w in self.weights]
+
+    def to_torch(self, *, dtype: Any = None, allow_large: bool = False) -> Any:
+        """Return an equivalent ``torch.nn.Sequential`` of ``Linear``/``ReLU`` modules.
+
+        Parameters
+        ----------
+        dtype : torch.dtype, optional
+            Parameter dtype; default ``torch.float64`` (exact transfer of the float64 weights).
+        allow_large : bool
+            Densify even when a layer has more than :data:`MAX_DENSE_TORCH_ENTRIES` entries.
+        """
+        import torch
+
+        dtype = torch.float64 if dtype is None else dtype
+        modules: list[torch.nn.Module] = []
+        for index, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            entries = int(w.shape[0]) * int(w.shape[1])
+            if entries > MAX_DENSE_TORCH_ENTRIES and not allow_large:
+                raise ValueError(
+                    f"allow_large: layer {index} has {entries} dense entries > "
+                    f"{MAX_DENSE_TORCH_ENTRIES}; pass allow_large=True to densify anyway"
+                )
+            dense = w.toarray() if sp.issparse(w) else w
+            lin = torch.nn.Linear(int(w.shape[1]), int(w.shape[0]), dtype=dtype)
+            with torch.no_grad():
+                lin.weight.copy_(torch.as_tensor(dense, dtype=dtype))
+                lin.bias.copy_(torch.as_tensor(b, dtype=dtype))
+            modules.append(lin)
+            if index < self.depth - 1:
+                modules.append(torch.nn.ReLU())
+        return torch.nn.Sequential(*modules)
+
+    @classmethod
+    def from_torch(cls, module: Any) -> ReLUNetwork:
+        """Build from a ``torch.nn.Sequential`` of ``Linear``, ``ReLU`` (and leading ``Flatten``).
+
+        Consecutive ``Linear`` layers without a ReLU between them are multiplied out, so
+        the result is the same function. Any other module raises ``ValueError``.
+        """
+        import torch
+
+        mods = list(module.children()) if isinstance(module, torch.nn.Sequential) else [module]
+        weights: list[np.ndarray] = []
+        biases: list[np.ndarray] = []
+        pending_relu = False
+        for position, mod in enumerate(mods):
+            if isinstance(mod, torch.nn.Flatten) and not weights:
+                continue
+            if isinstance(mod, torch.nn.Identity):
+                continue
+            if isinstance(mod, torch.nn.Linear):
+                w = mod.weight.detach().to(torch.float64).cpu().numpy().copy()
+                b = (
+                    mod.bias.detach().to(torch.float64).cpu().numpy().copy()
+                    if mod.bias is not None
+                    else np.zeros(w.shape[0])
+                )
+                if weights and not pending_relu:
+                    # two affine maps in a row compose into one
+                    b = w @ biases[-1] + b
+                    w = w @ weights[-1]
+                    weights[-1], biases[-1] = w, b
+                else:
+                    weights.append(w)
+                    biases.append(b)
+                pending_relu = False
+            elif isinstance(mod, torch.nn.ReLU):
+                if not weights or pending_relu:
+                    raise ValueError(f"module: ReLU at position {position} must follow a Linear")
+                pending_relu = True
+            else:
+                raise ValueError(
+                    f"module: unsupported layer {type(mod).__name__} at position {position}; "
+                    "allowed are Linear, ReLU and a leading Flatten"
+                )
+        if not weights:
+            raise ValueError("module: no Linear layer found")
+        if pending_relu:
+            raise ValueError("module: a trailing ReLU is not representable (output is affine)")
+        return cls(weights, biases)
+
+    def __repr__(self) -> str:
+        return (
+            f"ReLUNetwork(widths={self.widths}, nonzero_parameters="
+            f"{self.nonzero_parameter_count()})"
+        )
+
+
+def identity_network(dim: int, depth: int) -> ReLUNetwork:
+    """Exact identity on R^dim with ``depth`` affine layers, using ``t = σ(t) − σ(−t)``."""
+    if dim < 1:
+        raise ValueError(f"dim: must be >= 1, got {dim}")
+    if depth < 1:
+        raise ValueError(f"depth: must be >= 1, got {depth}")
+    if depth == 1:
+        return ReLUNetwork([np.eye(dim)], [np.zeros(dim)])
+    eye = np.eye(dim)
+    first = np.vstack([eye, -eye])
+    middle = np.block([[eye, -eye], [-eye, eye]])
+    last = np.hstack([eye, -eye])
+    ws = [first] + [middle] * (depth - 2) + [last]
+    bs = [np.zeros(2 * dim)] * (depth - 1) + [np.zeros(dim)]
+    return ReLUNetwork(ws, bs)
+
+
+def compose(outer: ReLUNetwork, inner: ReLUNetwork) -> ReLUNetwork:
+    """Return ``outer ∘ inner`` with a ReLU-free junction (the two affine maps multiply out)."""
+    if outer.input_dim != inner.output_dim:
+        raise ValueError(
+            f"outer: expects {outer.input_dim} inputs, inner gives {inner.output_dim} outputs"
+        )
+    w_in, b_in = inner.weights[-1], inner.biases[-1]
+    w_out, b_out = outer.weights[0], outer.biases[0]
+    joined_w = w_out @ w_in
+    joined_b = np.asarray(w_out @ b_in).reshape(-1) + b_out
+    ws = inner.weights[:-1] + [joined_w] + outer.weights[1:]
+    bs = inner.biases[:-1] + [joined_b] + outer.biases[1:]
+    return ReLUNetwork(ws, bs)
+
+
+def stack_parallel(nets: Sequence[ReLUNetwork]) -> ReLUNetwork:
+    """Nets of equal depth reading the same input, outputs concatenated (block structure)."""
+    if not nets:
+        raise ValueError("nets: need at least one network")
+    depth = nets[0].depth
+    dim = nets[0].input_dim
+    for net in nets:
+        if net.depth != depth:
+            raise ValueError(f"nets: all depths must equal {depth}, got {net.depth}")
+        if net.input_dim != dim:
+            raise ValueError(f"nets: all input dims must equal {dim}, got {net.input_dim}")
+    ws: list[Matrix] = [sp.vstack([sp.csr_matrix(n.weights[0]) for n in nets], format="csr")]
+    for layer in range(1, depth):
+        ws.append(sp.block_diag([sp.csr_matrix(n.weights[layer]) for n in nets], format="csr"))
+    bs = [np.concatenate([n.biases[layer] for n in nets]) for layer in range(depth)]
+    return ReLUNetwork(ws, bs)

@@ -1,0 +1,121 @@
+"""One conformance check over every registered bound (SPEC T2, T4).
+
+For each calculator in ``theory.bounds.REGISTRY``, at random valid arguments: the value is
+finite and non-negative, it moves in the direction theory says when one argument grows,
+and the sympy form evaluates to the same number. Bad arguments raise a ValueError naming
+the argument.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from theory.bounds import REGISTRY, BoundResult
+from theory.bounds.pacbayes import KL_INVERSE_CAP
+
+N_DRAWS = 25
+REL_TOL = 1e-9
+
+
+def _sympy_value(expr: sp.Expr, kwargs: dict, result: BoundResult, value=None) -> float:
+    subs = {}
+    for sym in expr.free_symbols:
+        if sym.name == "value":
+            subs[sym] = sp.Float(value, 40)
+        elif sym.name in kwargs:
+            v = kwargs[sym.name]
+            if isinstance(v, float) and math.isinf(v):
+                subs[sym] = sp.oo
+            elif isinstance(v, int):
+                subs[sym] = sp.Integer(v)
+            else:
+                subs[sym] = sp.Float(v, 40)
+        elif sym.name in result.terms:
+            subs[sym] = sp.Float(result.terms[sym.name], 40)
+        else:
+            raise AssertionError(f"symbol {sym} of the sympy form is not an argument or term")
+    return float(expr.subs(subs).evalf(40))
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_bound_conformance(name: str) -> None:
+    spec = REGISTRY[name]
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    expr = spec.expr()
+    for _ in range(N_DRAWS):
+        kwargs = spec.sample_kwargs(rng)
+        result = spec(**kwargs)
+        assert isinstance(result, BoundResult)
+        assert result.name == name
+        assert result.source and result.assumptions
+        assert math.isfinite(result.value) and result.value >= 0, (kwargs, result)
+        for key, val in result.terms.items():
+            assert math.isfinite(val), (key, kwargs)
+
+        if spec.implicit:
+            if result.value < 1.0:
+                # the bound is the root of the residual in `value`: >= 0 at it, <= 0 just below
+                assert _sympy_value(expr, kwargs, result, value=result.value) >= -1e-12, kwargs
+                below = result.value - 1e-10
+                if below > kwargs["empirical_risk"]:
+                    assert _sympy_value(expr, kwargs, result, value=below) <= 1e-12, kwargs
+            else:
+                assert _sympy_value(expr, kwargs, result, value=KL_INVERSE_CAP) <= 1e-9
+        else:
+            symbolic = _sympy_value(expr, kwargs, result)
+            assert symbolic == pytest.approx(result.value, rel=REL_TOL, abs=1e-12), kwargs
+
+        for param in spec.params:
+            if param.monotone == 0:
+                continue
+            bigger = param.increased(kwargs[param.name])
+            if bigger is None:
+                continue
+            moved = dict(kwargs, **{param.name: bigger})
+            if spec.constraint is not None and not spec.constraint(moved):
+                continue
+            new = spec(**moved).value
+            slack = 1e-9 * max(1.0, abs(result.value))
+            if param.monotone > 0:
+                assert new >= result.value - slack, (param.name, kwargs, bigger)
+            else:
+                assert new <= result.value + slack, (param.name, kwargs, bigger)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("bad", [-1.0, math.nan])
+def test_bound_rejects_bad_arguments(name: str, bad: float) -> None:
+    spec = REGISTRY[name]
+    kwargs = spec.sample_kwargs(np.random.default_rng(0))
+    for param in spec.params:
+        broken = dict(kwargs, **{param.name: int(bad) if param.integer and bad == -1 else bad})
+        if param.integer and math.isnan(bad):
+            continue
+        with pytest.raises((ValueError, TypeError)) as info:
+            spec(**broken)
+        assert param.name in str(info.value), (param.name, str(info.value))
+
+
+def test_confidence_outside_unit_interval_is_rejected() -> None:
+    for name, spec in REGISTRY.items():
+        names = {p.name for p in spec.params}
+        if "confidence" not in names:
+            continue
+        kwargs = spec.sample_kwargs(np.random.default_rng(1))
+        for bad in (0.0, 1.0, 1.5):
+            with pytest.raises(ValueError, match="confidence"):
+                spec(**dict(kwargs, confidence=bad))
+        assert name
+
+
+def test_registry_is_not_empty_and_names_match() -> None:
+    assert len(REGISTRY) >= 15
+    for name, spec in REGISTRY.items():
+        assert spec.name == name
+        assert spec.func.__doc__ and len(spec.func.__doc__) > 80, name
+        assert spec.expr.__doc__ and "ympy" in spec.expr.__doc__, name

@@ -1,0 +1,873 @@
+"""Adversarial trainers (SPEC E1, E3–E6): standard, PGD-AT, FGSM-RS, TRADES, PGD-AT+TE, TRADES+TE.
+
+One entry point, :func:`train`, runs a :class:`~empirics.config.TrainConfig` in a run
+directory (:mod:`empirics.runs`) with per-epoch metrics, per-step gradient norms, atomic
+checkpoints and exact resume.
+
+Methods (``config.method``):
+
+- ``"standard"``: cross-entropy on clean (augmented) inputs.
+- ``"pgd"``: Madry et al. (2018) PGD-AT, CE on PGD examples ([R20] training setting).
+- ``"fgsm-rs"``: Wong, Rice and Kolter (2020) FGSM with a uniform random start.
+- ``"trades"``: Zhang et al. (2019): CE(f(x), y) + β·KL(f(x') ‖ f(x)) (batch mean), with
+  x' from the TRADES KL attack.
+- ``"pgd-te"``, ``"trades-te"``: temporal ensembling of [P2], exactly as its official
+  ``loss.py`` (``PGD_TE``, ``TRADES_TE``) and ``train_te.py``; see :class:`TEBank`,
+  :func:`te_rampup` and :func:`te_penalty`. Summary (SPEC E6):
+
+  * bank ``S`` (N × C) starts at zeros; in every epoch ``e >= start`` (1-based), per batch,
+    with the model in eval mode on the clean *augmented* batch,
+    ``S_i <- α S_i + (1 − α) softmax(f(x_i))`` and the target is ``t_i = S_i / Σ_c S_ic``;
+  * PGD-TE loss ``CE(f(x'), y) + w(e)·mean_{batch×classes}(softmax f(x') − t)²`` and the
+    same objective (per sample) inside the PGD attack;
+  * TRADES-TE attack objective ``β·KL(f(x') ‖ f(x)) + w(e)·mean_c(softmax f(x') − t)²`` per
+    sample, loss ``CE(f(x), y) + β·KL/B + w(e)·mean(softmax f(x) − t)²`` — the TE term on the
+    *natural* logits in the loss, as the official code has it;
+  * ``w(e) = te_weight · exp(−5 (1 − (e − start)/(end − start))²)`` for ``start <= e <= end``,
+    ``te_weight`` after ``end``, 0 before ``start``.
+
+Random-label training (E3) is ``label_noise = 1.0``. Per-epoch metrics: clean and robust
+(PGD) accuracy and loss on the full training set (with its training labels) and the test set,
+mean/max global parameter-gradient norm, lr, times. Per-step: loss, gradient norm, lr
+(``steps.jsonl``; SPEC E4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import pathlib
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from empirics import runs
+from empirics.checkpoint import (
+    atomic_write_bytes,
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
+from empirics.config import TrainConfig
+from empirics.schedules import Schedule, schedule_from_config
+
+logger = logging.getLogger(__name__)
+
+#: Laine & Aila (2017) sigmoid ramp-up exponent, as ``sigmoid_rampup`` in [P2]'s train_te.py.
+TE_RAMPUP_EXPONENT = 5.0
+#: Std of the Gaussian start of the TRADES attack (Zhang et al. 2019; [P2] loss.py ``0.001``).
+TRADES_START_STD = 1e-3
+#: Seed offsets so that shuffling and augmentation draw from independent streams.
+_SHUFFLE_SEED_OFFSET = 1
+_AUGMENT_SEED_OFFSET = 2
+#: Steps between progress-bar refreshes (each refresh synchronises with the device).
+_PROGRESS_EVERY = 10
+CHECKPOINT_FORMAT = 1
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the run stopped, last.pt is the last good one."""
+
+
+# ----------------------------------------------------------------------------- TE pieces
+def te_rampup(epoch: int, start: int, end: int) -> float:
+    """Return [P2]'s ramp ``r(e)`` in [0, 1] (``sigmoid_rampup`` of ``train_te.py``).
+
+    ``r(e) = 0`` for ``e < start``, ``1`` for ``e > end``, else
+    ``exp(−5 (1 − (e − start)/(end − start))²)`` (Laine & Aila 2017). Epochs are 1-based.
+    """
+    if end <= start:
+        raise ValueError(f"end must be > start={start}, got {end}")
+    if epoch < start:
+        return 0.0
+    if epoch > end:
+        return 1.0
+    phase = 1.0 - (epoch - start) / (end - start)
+    return math.exp(-TE_RAMPUP_EXPONENT * phase * phase)
+
+
+def te_weight(epoch: int, config: TrainConfig) -> float:
+    """Return ``w(e) = te_weight · r(e)`` for a TE method, 0 otherwise (SPEC E6)."""
+    if config.method not in ("pgd-te", "trades-te"):
+        return 0.0
+    return config.te_weight * te_rampup(epoch, config.te_start_epoch, config.te_end_epoch)
+
+
+def te_penalty(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Return the per-sample TE penalty ``mean_c (p_ic − t_ic)²``, shape (n,).
+
+    The batch mean of this equals the official ``((softmax − t) ** 2).mean()`` over
+    batch × classes, so ``te_weight = 300`` weighs the per-sample *sum* over classes by
+    300 / C (30 on CIFAR-10); ``notes/paper-dong-memorization-at.md`` §4.2.
+    """
+    return ((probs - targets) ** 2).mean(dim=1)
+
+
+class TEBank:
+    """The soft-label bank of [P2]'s TE: zeros (N × C), EMA of softmax, row-renormalised.
+
+    Parameters
+    ----------
+    num_samples, num_classes : int
+    alpha : float
+        EMA momentum in [0, 1) (official 0.9).
+    device : torch device
+    """
+
+    def __init__(self, num_samples: int, num_classes: int, alpha: float, device=None) -> None:
+        if not 0.0 <= alpha < 1.0:
+            raise ValueError(f"alpha must be in [0, 1), got {alpha}")
+        self.alpha = float(alpha)
+        self.bank = torch.zeros(num_samples, num_classes, dtype=torch.float32, device=device)
+
+    def update(self, index: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        """EMA-update rows ``index`` with ``probs`` and return their normalised targets.
+
+        ``S_i <- α S_i + (1 − α) p_i``; target ``t_i = S_i / Σ_c S_ic``.
+        """
+        probs = probs.detach().float()
+        rows = self.alpha * self.bank[index] + (1.0 - self.alpha) * probs
+        self.bank[index] = rows
+        return rows / rows.sum(dim=1, keepdim=True)
+
+
+# ----------------------------------------------------------------------------- context
+@dataclass
+class EpochContext:
+    """What an epoch callback sees (after the epoch's evaluation, before its checkpoint).
+
+    A callback ``cb(ctx) -> dict`` returns extra metrics for the epoch's row (``{}`` to add
+    nothing). It must not change the model's parameters or mode; it may use the global
+    torch RNG (its draws are then part of the checkpointed state, so resume stays exact).
+    """
+
+    epoch: int
+    config: TrainConfig
+    model: nn.Module
+    device: torch.device
+    train_x: torch.Tensor
+    train_y: torch.Tensor  # the labels trained on (noisy when label_noise > 0)
+    train_y_original: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    metrics: dict[str, Any]
+    run_dir: pathlib.Path
+    eval_attack: Any
+    te_bank: TEBank | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Callback = Callable[[EpochContext], dict]
+
+
+# ----------------------------------------------------------------------------- building
+def resolve_device(name: str) -> torch.device:
+    """Return the torch device for ``"cpu"``, ``"cuda[:N]"`` or ``"auto"``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+@dataclass
+class PreparedData:
+    """The tensors a run trains and evaluates on."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    train_y_original: torch.Tensor
+    flipped: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    val_x: torch.Tensor | None
+    val_y: torch.Tensor | None
+    num_classes: int
+    in_shape: tuple[int, ...]
+
+
+def prepare_data(config: TrainConfig) -> PreparedData:
+    """Load the config's data set, carve the validation split and apply label noise."""
+    from empirics.data import load_dataset, with_label_noise
+
+    split = load_dataset(
+        config.dataset,
+        root=config.data_root,
+        download=config.download,
+        n_train=config.n_train,
+        n_test=config.n_test,
+        seed=config.data_seed,
+    )
+    for name, y in (("train_y", split.train_y), ("test_y", split.test_y)):
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= split.num_classes):
+            raise ValueError(f"{name}: labels must lie in 0..{split.num_classes - 1}")
+    for name, x in (("train_x", split.train_x), ("test_x", split.test_x)):
+        if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
+            raise ValueError(f"{name}: inputs must lie in [0, 1]")
+    train_x, train_y = split.train_x, split.train_y
+    val_x = val_y = None
+    if config.val_size:
+        n = len(train_y)
+        if config.val_size >= n:
+            raise ValueError(f"val_size must be < the {n} training examples, got {config.val_size}")
+        gen = torch.Generator().manual_seed(config.data_seed)
+        perm = torch.randperm(n, generator=gen)
+        val_idx, train_idx = perm[: config.val_size], perm[config.val_size :]
+        val_x, val_y = train_x[val_idx], train_y[val_idx]
+        train_x, train_y = train_x[train_idx], train_y[train_idx]
+    if config.label_noise > 0:
+        noisy, flipped = with_label_noise(
+            train_y, config.label_noise, split.num_classes, config.label_noise_seed
+        )
+        noisy = torch.as_tensor(noisy, dtype=torch.int64)
+        flipped = torch.as_tensor(flipped, dtype=torch.bool)
+    else:
+        noisy, flipped = train_y.clone(), torch.zeros(len(train_y), dtype=torch.bool)
+    return PreparedData(
+        train_x=train_x,
+        train_y=noisy,
+        train_y_original=train_y,
+        flipped=flipped,
+        test_x=split.test_x,
+        test_y=split.test_y,
+        val_x=val_x,
+        val_y=val_y,
+        num_classes=split.num_classes,
+        in_shape=tuple(train_x.shape[1:]),
+    )
+
+
+def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """Return the optimizer the config names (its lr is set per step by the schedule)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            nesterov=config.nesterov and config.momentum > 0,
+        )
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def build_eval_attack(config: TrainConfig):
+    """Return the per-epoch evaluation attack: PGD at the training ε, eval mode."""
+    from empirics.attacks import PGD
+
+    return PGD(
+        config.epsilon,
+        config.eval_step_size,
+        config.eval_attack_steps,
+        norm=config.norm,
+        random_start=True,
+        restarts=config.eval_restarts,
+        eval_mode=True,
+    )
+
+
+def _autocast(config: TrainConfig, device: torch.device):
+    if config.precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _to_memory_format(x: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    if config.channels_last and x.ndim == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+# ----------------------------------------------------------------------------- losses
+def _kl_per_sample(logits_adv: torch.Tensor, probs_nat: torch.Tensor) -> torch.Tensor:
+    """``KL(p_nat ‖ softmax(logits_adv))`` per sample, as ``KLDivLoss(log_softmax(adv), p)``."""
+    logp_adv = F.log_softmax(logits_adv.float(), dim=1)
+    return F.kl_div(logp_adv, probs_nat.float(), reduction="none").sum(dim=1)
+
+
+def _te_attack_loss(
+    targets: torch.Tensor, weight: float
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Per-sample PGD-TE attack objective ``CE(f(x'), y) + w·mean_c(softmax f(x') − t)²``."""
+
+    def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        ce = F.cross_entropy(logits, labels, reduction="none")
+        return ce + weight * te_penalty(F.softmax(logits, dim=1), targets)
+
+    return loss_fn
+
+
+def _trades_te_attack_loss(
+    beta: float, targets: torch.Tensor, weight: float
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Per-sample TRADES-TE attack objective ``β·KL(p_nat ‖ f(x')) + w·mean_c(softmax f(x') − t)²``.
+
+    The official ``(β/B)·KL_sum + w·mean_{batch×classes}`` is ``1/B`` times the batch sum of
+    this, so both have the same sign gradient per sample.
+    """
+    from empirics.attacks import trades_kl
+
+    def loss_fn(adv_logits: torch.Tensor, clean_probs: torch.Tensor) -> torch.Tensor:
+        adv_logits = adv_logits.float()
+        kl = trades_kl(adv_logits, clean_probs)
+        return beta * kl + weight * te_penalty(F.softmax(adv_logits, dim=1), targets)
+
+    return loss_fn
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor
+    logits_train: torch.Tensor  # logits of the examples the loss was mainly computed on
+    correct_clean: torch.Tensor | None
+    correct_robust: torch.Tensor | None
+
+
+def method_step(
+    config: TrainConfig,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    index: torch.Tensor,
+    epoch: int,
+    bank: TEBank | None,
+) -> StepOutput:
+    """Return the training loss of one batch for ``config.method`` (model left in train mode).
+
+    ``x`` is the (augmented) clean batch, ``index`` its row numbers in the training set (the TE
+    bank's keys), ``epoch`` 1-based.
+    """
+    from empirics.attacks import FGSMRS, PGD, TradesPGD
+
+    method = config.method
+    if method == "standard":
+        model.train()
+        logits = model(x).float()
+        loss = F.cross_entropy(logits, y)
+        correct = (logits.argmax(1) == y).sum()
+        return StepOutput(loss, logits, correct, None)
+
+    weight = te_weight(epoch, config)
+    te_active = method in ("pgd-te", "trades-te") and epoch >= config.te_start_epoch
+    targets = None
+    if te_active:
+        # Official TE code: clean logits of the augmented batch, eval mode, before the attack.
+        if bank is None:
+            raise ValueError(f"bank: method={method!r} needs a TEBank, got None")
+        model.eval()
+        with torch.no_grad():
+            targets = bank.update(index, F.softmax(model(x).float(), dim=1))
+
+    if method in ("pgd", "pgd-te"):
+        loss_fn = _te_attack_loss(targets, weight) if te_active else None
+        attack = PGD(
+            config.epsilon,
+            config.attack_step_size,
+            config.attack_steps,
+            norm=config.norm,
+            random_start=True,
+            restarts=1,
+            loss_fn=loss_fn,
+            eval_mode=config.attack_eval_mode,
+            keep_best=False,  # the official trainers train on the last iterate
+        )
+        x_adv = attack(model, x, y)
+        model.train()
+        logits_adv = model(x_adv).float()
+        loss = F.cross_entropy(logits_adv, y)
+        if te_active:
+            loss = loss + weight * te_penalty(F.softmax(logits_adv, dim=1), targets).mean()
+        correct_rob = (logits_adv.argmax(1) == y).sum()
+        return StepOutput(loss, logits_adv, None, correct_rob)
+
+    if method == "fgsm-rs":
+        attack = FGSMRS(config.epsilon, config.fgsm_step_size, eval_mode=config.attack_eval_mode)
+        x_adv = attack(model, x, y)
+        model.train()
+        logits_adv = model(x_adv).float()
+        loss = F.cross_entropy(logits_adv, y)
+        return StepOutput(loss, logits_adv, None, (logits_adv.argmax(1) == y).sum())
+
+    # TRADES and TRADES+TE: the KL attack (Gaussian start), TE term inside it once active.
+    trades_loss = _trades_te_attack_loss(config.trades_beta, targets, weight) if te_active else None
+    attack = TradesPGD(
+        config.epsilon,
+        config.attack_step_size,
+        config.attack_steps,
+        loss_fn=trades_loss,
+        eval_mode=config.attack_eval_mode,
+    )
+    x_adv = attack(model, x, y)
+    model.train()
+    logits_nat = model(x).float()
+    logits_adv = model(x_adv).float()
+    batch = len(y)
+    kl = _kl_per_sample(logits_adv, F.softmax(logits_nat, dim=1)).sum() / batch
+    loss = F.cross_entropy(logits_nat, y) + config.trades_beta * kl
+    if te_active:
+        # Official TRADES_TE: TE term on the *natural* logits in the outer loss.
+        loss = loss + weight * te_penalty(F.softmax(logits_nat, dim=1), targets).mean()
+    correct_clean = (logits_nat.argmax(1) == y).sum()
+    correct_rob = (logits_adv.argmax(1) == y).sum()
+    return StepOutput(loss, logits_adv, correct_clean, correct_rob)
+
+
+# ----------------------------------------------------------------------------- evaluation
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attack,
+    *,
+    batch_size: int,
+    config: TrainConfig | None = None,
+    y_extra: dict[str, torch.Tensor] | None = None,
+) -> dict[str, float]:
+    """Return clean and robust accuracy and mean CE loss of ``model`` on ``(x, y)``.
+
+    The model is evaluated in eval mode (its mode is restored afterwards). ``attack=None``
+    skips the robust part. ``y_extra`` maps a suffix to other labels for extra clean
+    accuracies (e.g. the original labels of a noisy training set).
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    autocast = _autocast(config, device) if config is not None else contextlib.nullcontext()
+    n = len(y)
+    sums = {"clean_correct": 0.0, "clean_loss": 0.0, "robust_correct": 0.0, "robust_loss": 0.0}
+    extra_correct = dict.fromkeys(y_extra or {}, 0.0)
+    try:
+        for start in range(0, n, batch_size):
+            xb = x[start : start + batch_size]
+            yb = y[start : start + batch_size]
+            if config is not None:
+                xb = _to_memory_format(xb, config)
+            with torch.no_grad(), autocast:
+                logits = model(xb).float()
+            sums["clean_correct"] += float((logits.argmax(1) == yb).sum())
+            sums["clean_loss"] += float(F.cross_entropy(logits, yb, reduction="sum"))
+            for key, labels in (y_extra or {}).items():
+                lb = labels[start : start + batch_size]
+                extra_correct[key] += float((logits.argmax(1) == lb).sum())
+            if attack is not None:
+                with autocast:
+                    x_adv = attack(model, xb, yb)
+                with torch.no_grad(), autocast:
+                    logits_adv = model(x_adv).float()
+                sums["robust_correct"] += float((logits_adv.argmax(1) == yb).sum())
+                sums["robust_loss"] += float(F.cross_entropy(logits_adv, yb, reduction="sum"))
+    finally:
+        model.train(was_training)
+    out = {
+        "clean_acc": sums["clean_correct"] / n,
+        "clean_loss": sums["clean_loss"] / n,
+    }
+    if attack is not None:
+        out["robust_acc"] = sums["robust_correct"] / n
+        out["robust_loss"] = sums["robust_loss"] / n
+    for key, value in extra_correct.items():
+        out[f"clean_acc_{key}"] = value / n
+    return out
+
+
+def global_grad_norm(model: nn.Module) -> torch.Tensor:
+    """Return ``sqrt(Σ_p ‖∇_p L‖²)`` over all parameters with a gradient (SPEC E4)."""
+    norms = [p.grad.detach().float().norm() for p in model.parameters() if p.grad is not None]
+    if not norms:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(norms))
+
+
+# ----------------------------------------------------------------------------- the loop
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - seeds third-party users of the global RNG
+    torch.manual_seed(seed)
+
+
+def _state_payload(
+    *,
+    config: TrainConfig,
+    epoch: int,
+    global_step: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule,
+    generators: dict[str, torch.Generator],
+    bank: TEBank | None,
+    data: PreparedData,
+    best: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "config": config.to_json(),
+        "epoch": epoch,
+        "global_step": global_step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": {**schedule.state_dict(), "global_step": global_step},
+        "rng": rng_state(generators),
+        "te_bank": None if bank is None else bank.bank.detach().cpu(),
+        "train_labels": data.train_y.detach().cpu(),
+        "flipped": data.flipped.detach().cpu(),
+        "best": dict(best),
+    }
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | pathlib.Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Callback] = (),
+) -> runs.RunResult:
+    """Train ``config`` in ``run_dir`` and return the :class:`~empirics.runs.RunResult`.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    run_dir : path
+        A new (or empty) folder; with ``resume=True`` the folder of an earlier run of the same
+        config, continued from its ``checkpoints/last.pt`` (or from scratch if it has none).
+    resume : bool
+        Continue an existing run. On CPU the continued run's metrics equal an uninterrupted
+        run's bit for bit (except the ``time_*`` fields).
+    progress : bool
+        Show tqdm bars (stderr) with live clean/robust accuracy.
+    callbacks : sequence of callables
+        ``cb(EpochContext) -> dict`` of extra metrics, called once per epoch after
+        evaluation; see :class:`EpochContext`.
+
+    Raises
+    ------
+    FileExistsError
+        ``run_dir`` is not empty and ``resume`` is False.
+    ValueError
+        Bad config, or resume with a config that differs from the stored one.
+    NonFiniteLossError
+        The loss became NaN/inf; ``checkpoints/last.pt`` keeps the last good epoch.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    config.validate()
+    run_dir = pathlib.Path(run_dir)
+    if resume and (run_dir / runs.CONFIG_JSON).exists():
+        paths = runs.open_run_dir_for_resume(run_dir, config)
+    else:
+        paths = runs.create_run_dir(run_dir, config)
+
+    if config.num_threads is not None:
+        torch.set_num_threads(config.num_threads)
+    device = resolve_device(config.device)
+    _seed_everything(config.seed)
+    data = prepare_data(config)
+    from empirics.models import build_model
+
+    model = build_model(
+        config.model, data.num_classes, data.in_shape, **dict(config.model_kwargs)
+    ).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(config, model)
+    schedule = schedule_from_config(config)
+    gen_device = device if device.type == "cuda" else torch.device("cpu")
+    generators = {
+        "shuffle": torch.Generator().manual_seed(config.seed + _SHUFFLE_SEED_OFFSET),
+        "augment": torch.Generator(device=gen_device).manual_seed(
+            config.seed + _AUGMENT_SEED_OFFSET
+        ),
+    }
+    bank = None
+    if config.method in ("pgd-te", "trades-te"):
+        bank = TEBank(len(data.train_y), data.num_classes, config.te_alpha, device=device)
+    best: dict[str, Any] = {}
+    start_epoch, global_step = 1, 0
+
+    if resume and paths.last.exists():
+        ckpt = load_checkpoint(paths.last, map_location=device)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if bank is not None:
+            bank.bank.copy_(ckpt["te_bank"].to(device))
+        if not torch.equal(ckpt["train_labels"].cpu(), data.train_y.cpu()):
+            raise ValueError(
+                f"run_dir={str(run_dir)!r}: the stored training labels differ from the ones "
+                "this config produces (data or label-noise code changed); start a new run"
+            )
+        restore_rng_state(ckpt["rng"], generators)
+        start_epoch, global_step = int(ckpt["epoch"]) + 1, int(ckpt["global_step"])
+        best = dict(ckpt.get("best") or {})
+        logger.info("resuming %s at epoch %d", run_dir, start_epoch)
+    elif resume:
+        logger.info("resume requested but %s has no checkpoint: starting fresh", run_dir)
+    # Rows of epochs after the checkpoint (a kill between writing rows and the checkpoint)
+    # are dropped so that the files agree with the state we continue from.
+    runs.rewrite_jsonl(paths.metrics, lambda r: r.get("epoch", 0) < start_epoch)
+    runs.rewrite_jsonl(paths.steps, lambda r: r.get("epoch", 0) < start_epoch)
+    labels = {
+        "train_labels": data.train_y.cpu(),
+        "original_labels": data.train_y_original.cpu(),
+        "flipped": data.flipped.cpu(),
+    }
+    buffer = io.BytesIO()
+    torch.save(labels, buffer)
+    atomic_write_bytes(paths.labels, buffer.getvalue())
+
+    train_x = _to_memory_format(data.train_x.to(device), config)
+    train_y = data.train_y.to(device)
+    train_y_orig = data.train_y_original.to(device)
+    test_x, test_y = data.test_x.to(device), data.test_y.to(device)
+    val = None
+    if data.val_x is not None:
+        val = (data.val_x.to(device), data.val_y.to(device))
+    eval_train_idx = None
+    if config.eval_train_size is not None and config.eval_train_size < len(train_y):
+        gen = torch.Generator().manual_seed(config.data_seed)
+        eval_train_idx = torch.randperm(len(train_y), generator=gen)[: config.eval_train_size]
+        eval_train_idx = eval_train_idx.to(device)
+
+    step_model = torch.compile(model) if config.compile else model
+    eval_attack = build_eval_attack(config)
+    n_train = len(train_y)
+    steps_per_epoch = math.ceil(n_train / config.batch_size)
+    autocast = _autocast(config, device)
+
+    epoch_bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        epoch_bar = tqdm(
+            total=config.epochs, initial=start_epoch - 1, desc="epochs", unit="ep", leave=True
+        )
+
+    for epoch in range(start_epoch, config.epochs + 1):
+        t0 = time.perf_counter()
+        perm = torch.randperm(n_train, generator=generators["shuffle"]).to(device)
+        losses, sizes, gnorms, lrs, step_rows = [], [], [], [], []
+        n_seen, correct_clean, correct_rob = 0, 0.0, 0.0
+        have_clean = have_rob = False
+        batch_bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            batch_bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}", leave=False)
+        model.train()
+        for i in range(steps_per_epoch):
+            idx = perm[i * config.batch_size : (i + 1) * config.batch_size]
+            xb, yb = train_x[idx], train_y[idx]
+            if config.augment:
+                from empirics.data import augment_crop_flip
+
+                xb = augment_crop_flip(
+                    xb, padding=config.augment_padding, generator=generators["augment"]
+                )
+                xb = _to_memory_format(xb, config)
+            lr = schedule.lr_at(global_step, steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.zero_grad(set_to_none=True)
+            with autocast:
+                out = method_step(config, step_model, xb, yb, idx, epoch, bank)
+            loss = out.loss
+            if not torch.isfinite(loss.detach()):
+                runs.set_status(
+                    paths, "failed", reason=f"non-finite loss at epoch {epoch}, step {i}"
+                )
+                if batch_bar is not None:
+                    batch_bar.close()
+                if epoch_bar is not None:
+                    epoch_bar.close()
+                raise NonFiniteLossError(
+                    f"training loss is {float(loss.detach())} at epoch {epoch}, step {i} "
+                    f"(global step {global_step}); run stopped. Last good checkpoint: "
+                    + (f"{paths.last} (epoch {epoch - 1}). " if epoch > 1 else "none yet. ")
+                    + "Lower lr, or check the data and attack settings."
+                )
+            loss.backward()
+            gnorm = global_grad_norm(model)
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            losses.append(loss.detach())
+            sizes.append(len(yb))
+            gnorms.append(gnorm)
+            lrs.append(lr)
+            n_seen += len(yb)
+            if out.correct_clean is not None:
+                correct_clean += out.correct_clean
+                have_clean = True
+            if out.correct_robust is not None:
+                correct_rob += out.correct_robust
+                have_rob = True
+            step_rows.append((epoch, global_step, lr))
+            global_step += 1
+            if batch_bar is not None:
+                batch_bar.update(1)
+                if (i + 1) % _PROGRESS_EVERY == 0 or i + 1 == steps_per_epoch:
+                    post = {"loss": f"{float(losses[-1]):.3f}"}
+                    if have_clean:
+                        post["clean"] = f"{float(correct_clean) / n_seen:.3f}"
+                    if have_rob:
+                        post["robust"] = f"{float(correct_rob) / n_seen:.3f}"
+                    batch_bar.set_postfix(post)
+        if batch_bar is not None:
+            batch_bar.close()
+        loss_values = torch.stack(losses).float().cpu()
+        gnorm_values = torch.stack(gnorms).cpu()
+        train_time = time.perf_counter() - t0
+
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            "global_step": global_step,
+            "lr": lrs[-1],
+            "te_weight": te_weight(epoch, config),
+            "train_objective": float((loss_values * torch.tensor(sizes)).sum()) / n_seen,
+            "train_batch_clean_acc": float(correct_clean) / n_seen if have_clean else None,
+            "train_batch_robust_acc": float(correct_rob) / n_seen if have_rob else None,
+            "grad_norm_mean": float(gnorm_values.mean()),
+            "grad_norm_max": float(gnorm_values.max()),
+            "grad_norm_sq_mean": float((gnorm_values**2).mean()),
+        }
+        t1 = time.perf_counter()
+        if epoch % config.eval_every == 0 or epoch == config.epochs:
+            ex, ey, ey_orig = train_x, train_y, train_y_orig
+            if eval_train_idx is not None:
+                ex, ey, ey_orig = ex[eval_train_idx], ey[eval_train_idx], ey_orig[eval_train_idx]
+            extra = {"original": ey_orig} if config.label_noise > 0 else None
+            row["train_eval_n"] = len(ey)  # the full training set unless eval_train_size
+            for prefix, (xs, ys, ye) in {
+                "train": (ex, ey, extra),
+                "test": (test_x, test_y, None),
+                **({"val": (val[0], val[1], None)} if val is not None else {}),
+            }.items():
+                res = evaluate(
+                    model, xs, ys, eval_attack, batch_size=config.eval_batch_size,
+                    config=config, y_extra=ye,
+                )  # fmt: skip
+                row.update({f"{prefix}_{k}": v for k, v in res.items()})
+            if "train_robust_acc" in row and "test_robust_acc" in row:
+                row["robust_gap"] = row["train_robust_acc"] - row["test_robust_acc"]
+                row["clean_gap"] = row["train_clean_acc"] - row["test_clean_acc"]
+        row["time_train_s"] = train_time
+        row["time_eval_s"] = time.perf_counter() - t1
+
+        ctx = EpochContext(
+            epoch=epoch, config=config, model=model, device=device, train_x=train_x,
+            train_y=train_y, train_y_original=train_y_orig, test_x=test_x, test_y=test_y,
+            metrics=dict(row), run_dir=paths.root, eval_attack=eval_attack, te_bank=bank,
+        )  # fmt: skip
+        for cb in callbacks:
+            was_training = model.training
+            added = cb(ctx) or {}
+            model.train(was_training)
+            clash = set(added) & set(row)
+            if clash:
+                raise ValueError(f"callback {cb!r} returned metric names already used: {clash}")
+            row.update(added)
+
+        # Best checkpoint by the named metric (validation by default; test only if allowed).
+        best_path = None
+        if config.select_metric is not None:
+            value = row.get(config.select_metric)
+            if value is None and epoch % config.eval_every == 0:
+                raise ValueError(
+                    f"select_metric={config.select_metric!r} is not a metric of this run; "
+                    f"available: {sorted(row)}"
+                )
+            if value is not None:
+                better = (
+                    not best
+                    or (config.select_mode == "max" and value > best["value"])
+                    or (config.select_mode == "min" and value < best["value"])
+                )
+                if better:
+                    best = {
+                        "metric": config.select_metric,
+                        "value": value,
+                        "epoch": epoch,
+                        "selected_on": "test" if config.select_metric.startswith("test_")
+                        else "validation" if config.select_metric.startswith("val_")
+                        else "train",
+                    }  # fmt: skip
+                    best_path = paths.best(config)
+        row["is_best"] = bool(best) and best.get("epoch") == epoch
+
+        runs.append_jsonl(
+            paths.steps,
+            [
+                {"epoch": e, "step": st, "lr": lr_, "loss": float(lv), "grad_norm": float(g)}
+                for (e, st, lr_), lv, g in zip(step_rows, loss_values, gnorm_values, strict=True)
+            ],
+        )
+        runs.append_jsonl(paths.metrics, [row])
+        payload = _state_payload(
+            config=config, epoch=epoch, global_step=global_step, model=model,
+            optimizer=optimizer, schedule=schedule, generators=generators, bank=bank,
+            data=data, best=best,
+        )  # fmt: skip
+        if best_path is not None:
+            save_checkpoint(best_path, payload)
+        save_checkpoint(paths.last, payload)
+        logger.info("epoch %d: %s", epoch, row)
+        if epoch_bar is not None:
+            epoch_bar.update(1)
+            epoch_bar.set_postfix(_bar_summary(row))
+    if epoch_bar is not None:
+        epoch_bar.close()
+    runs.set_status(paths, "completed", epochs=config.epochs)
+    best_ckpt = paths.best(config) if best else None
+    return runs.RunResult(
+        run_dir=paths.root,
+        config=config,
+        metrics=runs.load_metrics(paths.root),
+        metrics_path=paths.metrics,
+        steps_path=paths.steps,
+        last_checkpoint=paths.last,
+        best_checkpoint=best_ckpt,
+        best=best,
+    )
+
+
+def _bar_summary(row: dict[str, Any]) -> dict[str, str]:
+    keys = {
+        "train_clean_acc": "tr_cl",
+        "train_robust_acc": "tr_rob",
+        "test_clean_acc": "te_cl",
+        "test_robust_acc": "te_rob",
+    }
+    return {short: f"{row[k]:.3f}" for k, short in keys.items() if row.get(k) is not None}
+
+
+def load_model_from_run(
+    run_dir: str | pathlib.Path, which: str = "last", *, device: str = "cpu"
+) -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
+    """Return ``(model, config, checkpoint)`` of a run's ``last`` or ``best`` checkpoint."""
+    from empirics.models import build_model
+
+    paths = runs.RunPaths(pathlib.Path(run_dir))
+    config = TrainConfig.from_json(paths.config_json.read_text())
+    if which == "last":
+        path = paths.last
+    elif which == "best":
+        path = paths.best(config)
+    else:
+        raise ValueError(f"which must be 'last' or 'best', got {which!r}")
+    if not path.exists():
+        raise FileNotFoundError(f"run_dir={str(run_dir)!r} has no {path.name}")
+    ckpt = load_checkpoint(path, map_location=device)
+    data = prepare_data(config)
+    model = build_model(config.model, data.num_classes, data.in_shape, **config.model_kwargs)
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), config, ckpt

@@ -16,6 +16,16 @@ from theory.bounds.result import BoundResult, BoundSpec, Param
 
 INF = math.inf
 
+# Shared by the upper and lower adversarial Rademacher bounds of linear classes.
+_LINEAR_ARC_PARAMS = (
+    Param("n", 1.0, 1e6, -1, log_scale=True),
+    Param("dim", 1.0, 1e4, +1, log_scale=True),
+    Param("eps", 0.0, 1.0, +1),
+    Param("w_norm", 0.01, 100.0, +1, log_scale=True),
+    Param("rademacher_clean", 0.0, 10.0, +1),
+    Param("p", choices=(1.0, 2.0, 4.0, INF), monotone=0),
+    Param("r", choices=(1.0, 2.0, INF), monotone=0),
+)
 
 REGISTRY: dict[str, BoundSpec] = {
     spec.name: spec
@@ -86,29 +96,13 @@ REGISTRY: dict[str, BoundSpec] = {
             "adversarial_rademacher_linear_upper",
             rademacher.adversarial_rademacher_linear_upper,
             rademacher.adversarial_rademacher_linear_upper_expr,
-            (
-                Param("n", 1.0, 1e6, -1, log_scale=True),
-                Param("dim", 1.0, 1e4, +1, log_scale=True),
-                Param("eps", 0.0, 1.0, +1),
-                Param("w_norm", 0.01, 100.0, +1, log_scale=True),
-                Param("rademacher_clean", 0.0, 10.0, +1),
-                Param("p", choices=(1.0, 2.0, 4.0, INF), monotone=0),
-                Param("r", choices=(1.0, 2.0, INF), monotone=0),
-            ),
+            _LINEAR_ARC_PARAMS,
         ),
         BoundSpec(
             "adversarial_rademacher_linear_lower",
             rademacher.adversarial_rademacher_linear_lower,
             rademacher.adversarial_rademacher_linear_lower_expr,
-            (
-                Param("n", 1.0, 1e6, -1, log_scale=True),
-                Param("dim", 1.0, 1e4, +1, log_scale=True),
-                Param("eps", 0.0, 1.0, +1),
-                Param("w_norm", 0.01, 100.0, +1, log_scale=True),
-                Param("rademacher_clean", 0.0, 10.0, +1),
-                Param("p", choices=(1.0, 2.0, 4.0, INF), monotone=0),
-                Param("r", choices=(1.0, 2.0, INF), monotone=0),
-            ),
+            _LINEAR_ARC_PARAMS,
         ),
         BoundSpec(
             "rademacher_margin_generalization",

@@ -1,0 +1,465 @@
+"""The one-command report (SPEC B5): verdict table, numbers, figures and re-creating commands.
+
+:func:`build_report` evaluates the selected claims of the registry at one tier and writes into
+an output folder
+
+* ``index.html``: a self-contained page (figures embedded as base64 PNG) with the verdict
+  summary table on top, then per claim: the paper's claim, the criterion, the verdict, the
+  numbers, the figures with captions and the exact command that re-creates it;
+* ``report.md``: the Markdown twin (figures linked from ``figures/``);
+* ``report.json`` and ``numbers.csv``: every number, machine-readable;
+* ``figures/*.png``;
+* ``.robmem-report.json``: a marker with the manifest of files written, by which a later
+  report recognises the folder as its own.
+
+A non-empty output folder that is not a previous robmem report is refused unless ``force``;
+files are only ever (over)written, never deleted, except files listed in a previous report's
+own manifest.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as _dt
+import html
+import io
+import json
+import logging
+import math
+import pathlib
+import platform
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.cache import RunCache
+from bridge.registry import (
+    INCONCLUSIVE,
+    NOT_RUN,
+    VERDICTS,
+    Claim,
+    ClaimContext,
+    ClaimResult,
+    check_tier,
+    select_claims,
+)
+
+logger = logging.getLogger(__name__)
+
+MARKER_FILE = ".robmem-report.json"
+MARKER_KIND = "robmem-report"
+HTML_FILE = "index.html"
+MARKDOWN_FILE = "report.md"
+JSON_FILE = "report.json"
+CSV_FILE = "numbers.csv"
+FIGURES_DIR = "figures"
+#: Significant digits of numbers in the tables (JSON keeps full precision).
+TABLE_DIGITS: int = 4
+
+_VERDICT_COLOURS = {
+    "reproduced": "#1b7a2e",
+    "not reproduced": "#b3261e",
+    "inconclusive": "#8a6d00",
+    "not run at this tier": "#555555",
+}
+
+
+@dataclass
+class ClaimOutcome:
+    """A claim with its result at the report's tier, its wall time and re-creating command."""
+
+    claim: Claim
+    result: ClaimResult
+    wall_s: float
+    command: str
+    error: str | None = None
+
+
+@dataclass
+class Report:
+    """What :func:`build_report` wrote."""
+
+    out_dir: pathlib.Path
+    tier: str
+    outcomes: list[ClaimOutcome]
+    wall_s: float
+    files: list[str] = field(default_factory=list)
+
+    def verdicts(self) -> dict[str, str]:
+        return {o.claim.id: o.result.verdict for o in self.outcomes}
+
+
+def format_number(value: Any) -> str:
+    """How a number appears in the HTML/Markdown tables (the JSON keeps full precision)."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "n/a"
+        return f"{value:.{TABLE_DIGITS}g}"
+    return str(value)
+
+
+def _is_previous_report(out_dir: pathlib.Path) -> dict[str, Any] | None:
+    marker = out_dir / MARKER_FILE
+    if not marker.is_file():
+        return None
+    try:
+        data = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict) or data.get("kind") != MARKER_KIND:
+        return None
+    return data
+
+
+def prepare_output_dir(out_dir: str | pathlib.Path, *, force: bool = False) -> pathlib.Path:
+    """Check and create ``out_dir``; remove only files a previous robmem report listed.
+
+    Raises
+    ------
+    FileExistsError
+        ``out_dir`` is a file, or a non-empty folder that is not a previous robmem report
+        (unless ``force``).
+    """
+    out = pathlib.Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"out={out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        previous = _is_previous_report(out)
+        if previous is None and not force:
+            raise FileExistsError(
+                f"out={out} is not empty and holds no previous robmem report; choose an "
+                "empty or new folder, or pass --force to write into it (no file is deleted)"
+            )
+        if previous is not None:
+            for rel in previous.get("files", []):
+                path = (out / rel).resolve()
+                if out.resolve() in path.parents and path.is_file():
+                    path.unlink()
+    (out / FIGURES_DIR).mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def recreate_command(tier: str, claim_id: str, out_dir: str = "report") -> str:
+    """The exact shell command that re-creates one claim's section."""
+    return f"robmem report --tier {tier} --claims {claim_id} --out {out_dir}-{claim_id}"
+
+
+def evaluate_claims(
+    claims: Sequence[Claim],
+    tier: str,
+    figures_dir: pathlib.Path,
+    cache: RunCache,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> list[ClaimOutcome]:
+    """Evaluate each claim at ``tier`` (not-run tiers give their stated reason)."""
+    check_tier(tier)
+    say = progress or (lambda message: None)
+    shared: dict[str, Any] = {}
+    outcomes = []
+    for k, claim in enumerate(claims, start=1):
+        plan = claim.plan(tier)
+        start = time.perf_counter()
+        error = None
+        if not plan.enabled:
+            result = ClaimResult(verdict=NOT_RUN, summary=plan.reason)
+        else:
+            say(f"[{k}/{len(claims)}] {claim.id}: {claim.title}")
+            ctx = ClaimContext(
+                tier=tier,
+                figures_dir=figures_dir,
+                cache=cache,
+                progress=lambda m, cid=claim.id: say(f"    {cid}: {m}"),
+                shared=shared,
+            )
+            try:
+                result = claim.evaluate(ctx)
+            except Exception as exc:  # a failing claim must not sink the whole report
+                logger.error("claim %s failed:\n%s", claim.id, traceback.format_exc())
+                error = f"{type(exc).__name__}: {exc}"
+                result = ClaimResult(
+                    verdict=INCONCLUSIVE, summary=f"evaluation failed ({error}); no verdict."
+                )
+        wall = time.perf_counter() - start
+        if plan.enabled:
+            say(f"[{k}/{len(claims)}] {claim.id}: {result.verdict} ({wall:.1f} s)")
+        outcomes.append(
+            ClaimOutcome(
+                claim=claim,
+                result=result,
+                wall_s=wall,
+                command=recreate_command(tier, claim.id),
+                error=error,
+            )
+        )
+    return outcomes
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace non-finite floats by None, recursively (JSON has no NaN/inf)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return _json_safe(value.item())
+    return value
+
+
+def _outcome_json(o: ClaimOutcome) -> dict[str, Any]:
+    return {
+        "id": o.claim.id,
+        "title": o.claim.title,
+        "paper_claim": o.claim.paper_claim,
+        "source": o.claim.source,
+        "criterion": o.claim.criterion,
+        "verdict": o.result.verdict,
+        "summary": o.result.summary,
+        "numbers": o.result.numbers,
+        "table": o.result.table,
+        "figures": [
+            {"file": f"{FIGURES_DIR}/{f.filename}", "caption": f.caption} for f in o.result.figures
+        ],
+        "notes": o.result.notes,
+        "command": o.command,
+        "wall_s": round(o.wall_s, 3),
+        "error": o.error,
+    }
+
+
+def _png_data_uri(path: pathlib.Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _html_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    cols: list[str] = []
+    for row in rows:
+        cols.extend(c for c in row if c not in cols)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(format_number(r.get(c)))}</td>" for c in cols) + "</tr>"
+        for r in rows
+    )
+    return f"<table class='detail'><tr>{head}</tr>{body}</table>"
+
+
+def _md_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    cols: list[str] = []
+    for row in rows:
+        cols.extend(c for c in row if c not in cols)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join(format_number(r.get(c)) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+_CSS = """
+body{font-family:system-ui,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#1d1d1f;line-height:1.45}
+table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;
+text-align:left;font-size:.92em}th{background:#f2f2f2}
+.verdict{font-weight:600;color:#fff;padding:1px 7px;border-radius:4px;white-space:nowrap}
+section{border-top:2px solid #ddd;margin-top:1.6em;padding-top:.4em}
+figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:.9em;color:#333}code{background:#f5f5f5;padding:1px 4px}
+.crit{background:#f7f7fb;border-left:4px solid #8888cc;padding:.4em .8em}
+"""
+
+
+def _verdict_badge(verdict: str) -> str:
+    colour = _VERDICT_COLOURS.get(verdict, "#555")
+    return f"<span class='verdict' style='background:{colour}'>{html.escape(verdict)}</span>"
+
+
+def render_html(
+    report_meta: dict[str, Any], outcomes: list[ClaimOutcome], out: pathlib.Path
+) -> str:
+    """The self-contained HTML page (figures inlined as base64 PNG)."""
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>robmem report ({esc(report_meta['tier'])} tier)</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>robmem report: <code>{esc(report_meta['tier'])}</code> tier</h1>",
+        f"<p>Generated {esc(report_meta['generated_utc'])} on {esc(report_meta['host'])} in "
+        f"{report_meta['wall_s']:.1f} s. Command: <code>{esc(report_meta['command'])}</code>. "
+        "Verdict criteria are fixed in <code>bridge/claims/</code> before any run; estimates "
+        "from attacks (PGD) are lower estimates of the true maxima.</p>",
+        "<h2>Verdicts</h2><table><tr><th>id</th><th>claim</th><th>verdict</th>"
+        "<th>summary</th></tr>",
+    ]
+    for o in outcomes:
+        parts.append(
+            f"<tr><td><a href='#{o.claim.id}'>{o.claim.id}</a></td><td>{esc(o.claim.title)}</td>"
+            f"<td>{_verdict_badge(o.result.verdict)}</td><td>{esc(o.result.summary)}</td></tr>"
+        )
+    parts.append("</table>")
+    for o in outcomes:
+        c, r = o.claim, o.result
+        parts.append(f"<section id='{c.id}'><h2>{c.id}. {esc(c.title)}</h2>")
+        parts.append(f"<p>{_verdict_badge(r.verdict)} {esc(r.summary)}</p>")
+        parts.append(f"<p><b>Paper's claim.</b> {esc(c.paper_claim)} <i>({esc(c.source)})</i></p>")
+        parts.append(f"<p class='crit'><b>Criterion (fixed in advance).</b> {esc(c.criterion)}</p>")
+        plan = c.plan(report_meta["tier"])
+        if plan.enabled:
+            parts.append(f"<p><b>Runs at this tier.</b> {esc(plan.runs)}</p>")
+        if r.numbers:
+            rows = "".join(
+                f"<tr><td>{esc(k)}</td><td>{esc(format_number(v))}</td></tr>"
+                for k, v in r.numbers.items()
+            )
+            parts.append(
+                f"<table class='numbers'><tr><th>number</th><th>value</th></tr>{rows}</table>"
+            )
+        parts.append(_html_table(r.table))
+        for f in r.figures:
+            uri = _png_data_uri(out / FIGURES_DIR / f.filename)
+            parts.append(
+                f"<figure><img src='{uri}' alt='{esc(f.filename)}'>"
+                f"<figcaption>{esc(f.caption)}</figcaption></figure>"
+            )
+        for note in r.notes:
+            parts.append(f"<p><i>Note.</i> {esc(note)}</p>")
+        parts.append(f"<p>Re-create: <code>{esc(o.command)}</code> ({o.wall_s:.1f} s here)</p>")
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def render_markdown(report_meta: dict[str, Any], outcomes: list[ClaimOutcome]) -> str:
+    """The Markdown twin of the HTML page (figures linked, not embedded)."""
+    lines = [
+        f"# robmem report: `{report_meta['tier']}` tier",
+        "",
+        f"Generated {report_meta['generated_utc']} on {report_meta['host']} in "
+        f"{report_meta['wall_s']:.1f} s. Command: `{report_meta['command']}`.",
+        "",
+        "## Verdicts",
+        "",
+        "| id | claim | verdict | summary |",
+        "|---|---|---|---|",
+    ]
+    for o in outcomes:
+        summary = o.result.summary.replace("|", "\\|")
+        lines.append(f"| {o.claim.id} | {o.claim.title} | **{o.result.verdict}** | {summary} |")
+    for o in outcomes:
+        c, r = o.claim, o.result
+        lines += ["", f"## {c.id}. {c.title}", "", f"**Verdict: {r.verdict}.** {r.summary}", ""]
+        lines += [f"**Paper's claim.** {c.paper_claim} ({c.source})", ""]
+        lines += [f"**Criterion (fixed in advance).** {c.criterion}", ""]
+        plan = c.plan(report_meta["tier"])
+        if plan.enabled:
+            lines += [f"**Runs at this tier.** {plan.runs}", ""]
+        if r.numbers:
+            lines += ["| number | value |", "|---|---|"]
+            lines += [f"| {k} | {format_number(v)} |" for k, v in r.numbers.items()]
+            lines.append("")
+        if r.table:
+            lines += [_md_table(r.table), ""]
+        for f in r.figures:
+            lines += [f"![{f.filename}]({FIGURES_DIR}/{f.filename})", "", f"*{f.caption}*", ""]
+        for note in r.notes:
+            lines += [f"*Note.* {note}", ""]
+        lines += [f"Re-create: `{o.command}` ({o.wall_s:.1f} s here)", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _write_csv(outcomes: list[ClaimOutcome]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["claim", "verdict", "number", "value"])
+    for o in outcomes:
+        for key, value in o.result.numbers.items():
+            writer.writerow([o.claim.id, o.result.verdict, key, "" if value is None else value])
+    return buf.getvalue()
+
+
+def build_report(
+    tier: str,
+    out_dir: str | pathlib.Path,
+    *,
+    claim_ids: Sequence[str] | None = None,
+    force: bool = False,
+    cache: RunCache | None = None,
+    progress: Callable[[str], None] | None = None,
+    command: str | None = None,
+) -> Report:
+    """Evaluate the claims at ``tier`` and write the report into ``out_dir`` (SPEC B5).
+
+    Parameters
+    ----------
+    tier : {"smoke", "cpu", "gpu"}
+    out_dir : path-like
+        Empty/new folder, or a previous robmem report (else ``force``).
+    claim_ids : sequence of str, optional
+        Subset of claim ids (default: all).
+    force : bool
+        Write into a non-empty folder that is not a previous report (no file is deleted).
+    cache : RunCache, optional
+        Run cache (default folder: :func:`bridge.cache.default_cache_dir`).
+    progress : callable, optional
+        ``progress(message)``, e.g. printing to stderr.
+    command : str, optional
+        The command line shown in the report header.
+
+    Returns
+    -------
+    Report
+    """
+    check_tier(tier)
+    claims = select_claims(claim_ids)
+    out = prepare_output_dir(out_dir, force=force)
+    cache = cache if cache is not None else RunCache()
+    start = time.perf_counter()
+    outcomes = evaluate_claims(claims, tier, out / FIGURES_DIR, cache, progress=progress)
+    wall = time.perf_counter() - start
+    for o in outcomes:
+        assert o.result.verdict in VERDICTS
+        for f in o.result.figures:
+            if not (out / FIGURES_DIR / f.filename).is_file():
+                raise RuntimeError(f"claim {o.claim.id} listed missing figure {f.filename}")
+    meta = {
+        "kind": MARKER_KIND,
+        "tier": tier,
+        "generated_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "host": f"{platform.node() or 'host'} ({platform.machine()}, {platform.system()})",
+        "wall_s": wall,
+        "command": command or f"robmem report --tier {tier} --out {out}",
+        "cache_dir": str(cache.root),
+        "cache_hits": list(cache.hits),
+        "cache_misses": list(cache.misses),
+    }
+    for o in outcomes:  # the tables and the JSON show the same (finite or None) values
+        o.result.numbers = _json_safe(o.result.numbers)
+        o.result.table = _json_safe(o.result.table)
+    doc = {**meta, "claims": [_outcome_json(o) for o in outcomes]}
+    (out / JSON_FILE).write_text(json.dumps(doc, indent=1, allow_nan=False, default=str) + "\n")
+    (out / CSV_FILE).write_text(_write_csv(outcomes))
+    (out / MARKDOWN_FILE).write_text(render_markdown(meta, outcomes))
+    (out / HTML_FILE).write_text(render_html(meta, outcomes, out))
+    files = [JSON_FILE, CSV_FILE, MARKDOWN_FILE, HTML_FILE] + [
+        f"{FIGURES_DIR}/{f.filename}" for o in outcomes for f in o.result.figures
+    ]
+    marker = {
+        "kind": MARKER_KIND,
+        "tier": tier,
+        "files": files,
+        "generated_utc": meta["generated_utc"],
+    }
+    (out / MARKER_FILE).write_text(json.dumps(marker, indent=1) + "\n")
+    return Report(out_dir=out, tier=tier, outcomes=outcomes, wall_s=wall, files=files)

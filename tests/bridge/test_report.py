@@ -1,0 +1,153 @@
+"""The smoke-tier report: structure, figures, numbers, and the CLI's bad-input handling."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import pytest
+
+from bridge.cli import main
+from bridge.registry import CLAIM_IDS, VERDICTS
+from bridge.report import MARKER_FILE, format_number
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def smoke_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "out"
+    cache = tmp_path_factory.mktemp("cache")
+    rc = main(["report", "--tier", "smoke", "--out", str(out), "--cache-dir", str(cache)])
+    assert rc == 0
+    return out, cache
+
+
+def _doc(out):
+    return json.loads((out / "report.json").read_text())
+
+
+def test_every_claim_present_with_a_verdict(smoke_report) -> None:
+    out, _ = smoke_report
+    doc = _doc(out)
+    assert doc["tier"] == "smoke"
+    assert [c["id"] for c in doc["claims"]] == list(CLAIM_IDS)
+    md = (out / "report.md").read_text()
+    html = (out / "index.html").read_text()
+    for c in doc["claims"]:
+        assert c["verdict"] in VERDICTS
+        assert c["error"] is None, f"{c['id']} failed: {c['error']}"
+        assert f"## {c['id']}." in md and f"id='{c['id']}'" in html
+        assert c["command"].startswith("robmem report --tier smoke --claims " + c["id"])
+        assert c["command"] in md
+    # the summary table comes first and lists every claim
+    table = md.split("## Verdicts", 1)[1].split("\n## ", 1)[0]
+    for cid in CLAIM_IDS:
+        assert re.search(rf"^\| {cid} \|", table, flags=re.M), cid
+
+
+def test_every_figure_exists_and_is_a_png(smoke_report) -> None:
+    import matplotlib.image as mpimg
+
+    out, _ = smoke_report
+    doc = _doc(out)
+    figures = [f for c in doc["claims"] for f in c["figures"]]
+    assert len(figures) >= 8
+    html = (out / "index.html").read_text()
+    for f in figures:
+        path = out / f["file"]
+        assert path.read_bytes()[:8] == PNG_MAGIC, f["file"]
+        img = mpimg.imread(path)
+        assert img.shape[0] >= 300 and img.shape[1] >= 400
+        assert "Tier: smoke" in f["caption"] and "Data:" in f["caption"] and "ε" in f["caption"]
+        assert f"]({f['file']})" in (out / "report.md").read_text()
+    # self-contained: images inlined, nothing fetched from elsewhere
+    assert html.count("src='data:image/png;base64,") == len(figures)
+    assert "http://" not in html and "https://" not in html
+
+
+def test_json_numbers_match_tables_and_csv(smoke_report) -> None:
+    out, _ = smoke_report
+    doc = _doc(out)
+    md = (out / "report.md").read_text()
+    rows = list(csv.DictReader((out / "numbers.csv").open()))
+    csv_numbers = {(r["claim"], r["number"]): r["value"] for r in rows}
+    n = 0
+    for c in doc["claims"]:
+        section = md.split(f"## {c['id']}.", 1)[1].split("\n## ", 1)[0]
+        for key, value in c["numbers"].items():
+            assert f"| {key} | {format_number(value)} |" in section, (c["id"], key)
+            want = "" if value is None else str(value)
+            assert csv_numbers[(c["id"], key)] == want
+            n += 1
+    assert n == len(rows) and n > 20
+
+
+def test_rerun_into_previous_report_reuses_cache(smoke_report, capsys) -> None:
+    out, cache = smoke_report
+    rc = main(["report", "--tier", "smoke", "--out", str(out), "--cache-dir", str(cache)])
+    assert rc == 0
+    doc = _doc(out)
+    assert doc["cache_hits"] and not doc["cache_misses"]
+    assert json.loads((out / MARKER_FILE).read_text())["kind"] == "robmem-report"
+
+
+def _run(args, capsys):
+    rc = main(args)
+    return rc, capsys.readouterr()
+
+
+def test_refuses_foreign_folder_unless_force_and_never_deletes(tmp_path, capsys) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    args = ["report", "--tier", "smoke", "--claims", "T3", "--out", str(out),
+            "--cache-dir", str(tmp_path / "c")]  # fmt: skip
+    rc, cap = _run(args, capsys)
+    assert rc == 2 and "not empty" in cap.err and "--force" in cap.err
+    assert not (out / "report.json").exists()
+    rc, cap = _run(args + ["--force"], capsys)
+    assert rc == 0
+    assert (out / "thesis.tex").read_text() == "precious"
+    assert (out / "report.json").exists()
+    # now it holds a previous report plus the user's file: re-running keeps the user's file
+    rc, _ = _run(args, capsys)
+    assert rc == 0 and (out / "thesis.tex").read_text() == "precious"
+    (tmp_path / "afile").write_text("x")
+    rc, cap = _run(["report", "--tier", "smoke", "--out", str(tmp_path / "afile")], capsys)
+    assert rc == 2 and "not a folder" in cap.err
+
+
+def test_bad_claim_tier_and_missing_arguments(tmp_path, capsys) -> None:
+    rc, cap = _run(
+        ["report", "--tier", "smoke", "--claims", "E1,X7", "--out", str(tmp_path / "o")], capsys
+    )
+    assert rc == 2 and "unknown claim id" in cap.err and "X7" in cap.err
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--tier", "laptop", "--out", str(tmp_path / "o")])
+    assert exc.value.code != 0
+    assert "invalid choice" in capsys.readouterr().err
+    rc, cap = _run(["report", "--out", str(tmp_path / "o")], capsys)
+    assert rc == 2 and "--tier is required" in cap.err
+    rc, cap = _run(["report", "--tier", "cpu"], capsys)
+    assert rc == 2 and "--out is required" in cap.err
+    with pytest.raises(SystemExit):
+        main(["report", "--tier", "smoke", "--claims", ",", "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
+
+
+def test_list_and_no_cache_flags(tmp_path, capsys) -> None:
+    rc, cap = _run(["report", "--list"], capsys)
+    assert rc == 0
+    for cid in CLAIM_IDS:
+        assert re.search(rf"^{cid}\s", cap.out, flags=re.M)
+    rc, cap = _run(["report", "--list", "--claims", "E6"], capsys)
+    assert rc == 0 and "cpu: not run" in cap.out and "E1" not in cap.out
+    args = ["report", "--tier", "smoke", "--claims", "T2,T3", "--cache-dir", str(tmp_path / "c")]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert main(args + ["--out", str(tmp_path / "b"), "--no-cache"]) == 0
+    doc = _doc(tmp_path / "b")
+    assert doc["cache_dir"] == str(tmp_path / "c")
+    out = capsys.readouterr()
+    assert "T2" in out.out and "[" in out.err  # verdict lines on stdout, progress on stderr

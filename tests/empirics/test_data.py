@@ -106,7 +106,6 @@ def test_synthetic_separated_dataset():
 
 
 def test_linear_separable_dataset():
-    pytest.importorskip("theory.data_models")
     d = load_dataset("linear-separable", n_train=200, n_test=100, seed=0, dim=10)
     assert d.train_x.shape == (200, 10) and d.num_classes == 2
     assert float(d.train_x.min()) >= 0 and float(d.train_x.max()) <= 1

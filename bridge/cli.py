@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bridge.cmd_sizes",
     "bridge.cmd_train",
     "bridge.cmd_report",
+    "bridge.cmd_sweep",
 )
 
 

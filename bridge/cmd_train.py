@@ -173,7 +173,10 @@ def resolve_config(args: argparse.Namespace):
     if args.config is not None:
         if not args.config.exists():
             raise FileNotFoundError(f"--config {args.config}: no such file")
-        base = TrainConfig.load(args.config).to_dict()
+        try:
+            base = TrainConfig.load(args.config).to_dict()
+        except (ValueError, TypeError) as exc:  # bad syntax or a field of the wrong type/range
+            raise ValueError(f"--config {args.config}: {exc}") from exc
     elif args.preset is not None:
         base = preset(args.preset).to_dict()
     elif args.resume and args.run_dir is not None and (args.run_dir / "config.json").exists():

@@ -222,7 +222,16 @@ class Attack:
         x = x.detach()
         y = y.detach().long()
         with attack_mode(model, self.eval_mode), torch.enable_grad():
-            return self._perturb(model, x, y)
+            try:
+                return self._perturb(model, x, y)
+            except (IndexError, RuntimeError) as exc:
+                # A label >= the model's number of outputs surfaces as an index error deep
+                # inside torch; report it as the user's input error (issue 4 "Bad input").
+                if "out of bounds" not in str(exc):
+                    raise
+                raise ValueError(
+                    f"y: every label must be below the model's number of outputs ({exc})"
+                ) from exc
 
     def _perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

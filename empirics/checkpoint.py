@@ -17,6 +17,7 @@ import hashlib
 import io
 import os
 import pathlib
+import pickle
 import random
 from typing import Any
 
@@ -77,7 +78,14 @@ def load_checkpoint(
     body, digest = raw[:-tail], raw[-_DIGEST_HEX_LEN:].decode("ascii")
     if hashlib.sha256(body).hexdigest() != digest:
         raise CheckpointError(f"path={path}: checksum mismatch (file corrupted)")
-    return torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
+    try:
+        return torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"path={path}: refused to load: it holds objects other than tensors and plain "
+            f"containers, which weights_only=True never unpickles ({first})"
+        ) from exc
 
 
 def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str, Any]:

@@ -114,10 +114,12 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("precision", self.precision, PRECISIONS)
         _choice("select_mode", self.select_mode, ("max", "min"))
-        if not self.dataset:
-            raise ValueError("dataset must be a non-empty dataset name")
-        if not self.model:
-            raise ValueError("model must be a non-empty model name")
+        # Names are checked here, before any run directory is created.
+        from empirics.data import DATASET_NAMES
+        from empirics.models import MODEL_NAMES
+
+        _choice("dataset", self.dataset, DATASET_NAMES)
+        _choice("model", self.model, MODEL_NAMES)
         for name in ("n_train", "n_test", "eval_train_size"):
             value = getattr(self, name)
             if value is not None and value < 1:

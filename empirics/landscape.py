@@ -245,6 +245,9 @@ def input_landscape(
         raise ValueError(f"x and y must have the same length, got {x.shape[0]} and {y.shape[0]}")
     if x.shape[0] == 0:
         raise ValueError("x must hold at least one sample")
+    from empirics.attacks import check_batch
+
+    check_batch(x, y)  # finite, in [0, 1] (pixel space), one label per sample
     loss_fn = loss_fn or _per_sample_ce
     generator = torch.Generator().manual_seed(int(seed))
     was_training = model.training

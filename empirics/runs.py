@@ -185,8 +185,43 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def create_run_dir(run_dir: str | os.PathLike[str], config: TrainConfig) -> RunPaths:
+#: Name pattern of the temporary files :func:`empirics.checkpoint.atomic_write_bytes` writes.
+TEMP_FILE_GLOB = ".*.tmp-*"
+
+
+def remove_stale_temp_files(root: pathlib.Path) -> list[pathlib.Path]:
+    """Delete temp files left by writes that a kill interrupted; return what was removed.
+
+    Only robmem's own temp names (:data:`TEMP_FILE_GLOB`) in the run folder and its
+    ``checkpoints/`` are touched; a run directory is used by one process at a time.
+    """
+    removed = []
+    for folder in (root, root / "checkpoints"):
+        if folder.is_dir():
+            for path in folder.glob(TEMP_FILE_GLOB):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+
+
+def _only_creation_leftovers(root: pathlib.Path) -> bool:
+    """True if ``root`` holds nothing but what a run killed during its creation leaves."""
+    for path in root.iterdir():
+        if path.name == "checkpoints" and path.is_dir():
+            if any(not p.match(TEMP_FILE_GLOB) for p in path.iterdir()):
+                return False
+        elif not path.match(TEMP_FILE_GLOB):
+            return False
+    return True
+
+
+def create_run_dir(
+    run_dir: str | os.PathLike[str], config: TrainConfig, *, resume: bool = False
+) -> RunPaths:
     """Create a fresh run directory holding the resolved config.
+
+    With ``resume=True`` a folder holding only the leftovers of a run killed while it was
+    being created (an empty ``checkpoints/`` and temp files) is taken over.
 
     Raises
     ------
@@ -194,7 +229,10 @@ def create_run_dir(run_dir: str | os.PathLike[str], config: TrainConfig) -> RunP
         If ``run_dir`` exists and is not empty (nothing is ever overwritten silently).
     """
     root = pathlib.Path(run_dir)
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+    taken_over = resume and root.is_dir() and _only_creation_leftovers(root)
+    if taken_over:
+        remove_stale_temp_files(root)
+    elif root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise FileExistsError(
             f"run_dir={str(root)!r} already exists and is not empty; pass resume=True "
             "(robmem train --resume) to continue it, or choose a new run_dir"
@@ -234,6 +272,7 @@ def open_run_dir_for_resume(run_dir: str | os.PathLike[str], config: TrainConfig
             f"{detail}. Resume with the stored config or start a new run_dir."
         )
     paths.checkpoints.mkdir(exist_ok=True)
+    remove_stale_temp_files(paths.root)
     set_status(paths, "running", reason="resumed")
     return paths
 

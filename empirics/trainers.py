@@ -566,7 +566,7 @@ def train(
     if resume and (run_dir / runs.CONFIG_JSON).exists():
         paths = runs.open_run_dir_for_resume(run_dir, config)
     else:
-        paths = runs.create_run_dir(run_dir, config)
+        paths = runs.create_run_dir(run_dir, config, resume=resume)
 
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)

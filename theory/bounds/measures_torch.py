@@ -357,7 +357,11 @@ def classification_margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tenso
 
 def quantile_margin(margins: torch.Tensor, quantile: float) -> float:
     """The k-th smallest margin with k = max(1, ⌊quantile·m⌋) (Jiang: ``kthvalue(m//10)``)."""
+    if not 0.0 < quantile <= 1.0:
+        raise ValueError(f"quantile must lie in (0, 1], got {quantile!r}")
     m = margins.numel()
+    if m == 0:
+        raise ValueError("margins must hold at least one value")
     k = max(1, int(math.floor(quantile * m)))
     return float(margins.kthvalue(k).values)
 
@@ -524,6 +528,8 @@ def complexity_measures(
         raise ValueError("x must hold at least one sample (n in [1, inf)), got 0")
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"y must have length {x.shape[0]}, got {y.shape[0]}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x must be finite (no NaN or inf entries)")
     search = sigma_search if sigma_search is not None else SigmaSearchConfig()
     folded, n_folded = fold_batchnorm(model)
     folded_init = fold_batchnorm(init_model)[0] if init_model is not None else None

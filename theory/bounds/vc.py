@@ -35,6 +35,11 @@ SOURCE_THM62 = "[P1] Li & Li, §6 / Thm 6.2 (L_D <= L_S + sqrt(complexity/N)); S
 PIECEWISE_LINEAR_DEGREE = 1
 
 
+#: The uniform-architecture calculator lists one width per layer; beyond this depth the list
+#: itself would not fit in memory (no network of interest is that deep).
+MAX_HIDDEN_LAYERS: int = 10**6
+
+
 def _layer_terms(
     units: Sequence[int], layer_params: Sequence[int], pieces: int
 ) -> dict[str, float]:
@@ -193,6 +198,10 @@ def vc_dimension_upper_bhlm(
     input_dim = require_int_at_least("input_dim", input_dim, 1)
     width = require_int_at_least("width", width, 1)
     hidden_layers = require_int_at_least("hidden_layers", hidden_layers, 0)
+    if hidden_layers > MAX_HIDDEN_LAYERS:
+        raise ValueError(
+            f"hidden_layers must be an integer in [0, {MAX_HIDDEN_LAYERS}], got {hidden_layers}"
+        )
     return vc_dimension_upper_from_widths(
         [input_dim] + [width] * hidden_layers + [1], pieces=pieces
     )

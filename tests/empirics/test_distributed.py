@@ -1,0 +1,255 @@
+"""Data-parallel training (issue 7 §5): 2 gloo processes on CPU equal one process.
+
+Oracle: :func:`empirics.trainers.train` (the single-process trainer, separate code path) run
+with the same config and global batch; metrics and final weights must agree up to float
+re-association of the gradient all-reduce.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from empirics.checkpoint import load_checkpoint
+from empirics.config import TrainConfig
+from empirics.distributed import shard_bounds, train_distributed
+from empirics.runs import load_metrics
+from empirics.trainers import train
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+#: Relative tolerance of metrics: the all-reduce sums gradients in another order (float32).
+REL_TOL = 1e-4
+#: Wall-clock limit of one torchrun launch (two processes importing torch on 2 shared cores).
+LAUNCH_TIMEOUT_S = 240
+
+
+def _config(method: str = "pgd", **kw) -> TrainConfig:
+    base = dict(
+        dataset="digits",
+        n_train=249,  # batches of 64, 64, 64, 57: the ragged last batch splits 29/28
+        n_test=64,
+        model="mlp",
+        method=method,
+        epochs=2,
+        batch_size=64,
+        attack_steps=3,
+        eval_attack_steps=2,
+        eval_train_size=64,
+        schedule="constant",
+        lr=0.05,
+        num_threads=1,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _torchrun(config_path: pathlib.Path, run_dir: pathlib.Path, *extra: str, nproc: int = 2):
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        "--nproc_per_node", str(nproc), "-m", "empirics.distributed",
+        "--config", str(config_path), "--run-dir", str(run_dir), *extra,
+    ]  # fmt: skip
+    return subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S, check=False
+    )
+
+
+def _assert_rows_close(rows_a: list[dict], rows_b: list[dict]) -> None:
+    assert len(rows_a) == len(rows_b)
+    for ra, rb in zip(rows_a, rows_b, strict=True):
+        assert set(ra) == set(rb)
+        for key, vb in rb.items():
+            if key.startswith("time_"):
+                continue
+            va = ra[key]
+            if isinstance(vb, float) and va is not None:
+                assert math.isclose(va, vb, rel_tol=REL_TOL, abs_tol=1e-6), (key, va, vb)
+            else:
+                assert va == vb, (key, va, vb)
+
+
+def _weights(run_dir: pathlib.Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
+
+
+def test_shard_bounds_cover_batch_contiguously():
+    for n in range(0, 20):
+        for world in range(1, 5):
+            bounds = shard_bounds(n, world)
+            assert bounds[0][0] == 0 and bounds[-1][1] == n
+            assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
+            sizes = [hi - lo for lo, hi in bounds]
+            assert max(sizes) - min(sizes) <= 1
+    with pytest.raises(ValueError, match="world_size"):
+        shard_bounds(4, 0)
+
+
+def test_cpu_uniform_stream_concatenates():
+    """The property the random-start alignment rests on (torch CPU ``uniform_`` is serial)."""
+    torch.manual_seed(3)
+    whole = torch.empty(5000).uniform_(-1, 1)
+    torch.manual_seed(3)
+    parts = torch.cat([torch.empty(1234).uniform_(-1, 1), torch.empty(3766).uniform_(-1, 1)])
+    assert torch.equal(whole, parts)
+
+
+def test_train_distributed_outside_torchrun_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(ValueError, match="torchrun"):
+        train_distributed(_config(), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_ddp_two_gloo_processes_equal_single_process(tmp_path):
+    config = _config("pgd")
+    config.save(tmp_path / "config.json")
+    proc = _torchrun(tmp_path / "config.json", tmp_path / "ddp")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    train(config, tmp_path / "single", progress=False)
+    _assert_rows_close(load_metrics(tmp_path / "ddp"), load_metrics(tmp_path / "single"))
+    wa, wb = _weights(tmp_path / "ddp"), _weights(tmp_path / "single")
+    for key in wb:
+        torch.testing.assert_close(wa[key], wb[key], rtol=1e-5, atol=1e-6)
+
+
+def test_sharded_evaluation_matches_single_process(tmp_path):
+    """--shard-eval: training and clean metrics equal; robust ones differ only by the starts."""
+    config = _config("pgd", n_test=63)  # 63 test examples: shards of 32 and 31
+    config.save(tmp_path / "config.json")
+    proc = _torchrun(tmp_path / "config.json", tmp_path / "ddp", "--shard-eval")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    train(config, tmp_path / "single", progress=False)
+    rows_a, rows_b = load_metrics(tmp_path / "ddp"), load_metrics(tmp_path / "single")
+    assert len(rows_a) == len(rows_b) == config.epochs
+    for ra, rb in zip(rows_a, rows_b, strict=True):
+        assert set(ra) == set(rb)
+        for key, vb in rb.items():
+            if key.startswith("time_") or not isinstance(vb, float):
+                continue
+            if "robust" in key and key.startswith(("train_", "test_")) and "batch" not in key:
+                assert abs(ra[key] - vb) <= 0.1 * max(1.0, abs(vb)), (key, ra[key], vb)
+            elif key != "robust_gap":
+                assert math.isclose(ra[key], vb, rel_tol=REL_TOL, abs_tol=1e-6), (key, ra[key], vb)
+    wa, wb = _weights(tmp_path / "ddp"), _weights(tmp_path / "single")
+    for key in wb:
+        torch.testing.assert_close(wa[key], wb[key], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["trades", "fgsm-rs", "pgd-te"])
+def test_ddp_other_methods_equal_single_process(tmp_path, method):
+    kw = {"te_start_epoch": 1, "te_end_epoch": 2} if method == "pgd-te" else {}
+    config = _config(method, **kw)
+    config.save(tmp_path / "config.json")
+    proc = _torchrun(tmp_path / "config.json", tmp_path / "ddp")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    train(config, tmp_path / "single", progress=False)
+    # TRADES' sign-gradient attack amplifies float differences slightly more.
+    _assert_rows_close(load_metrics(tmp_path / "ddp"), load_metrics(tmp_path / "single"))
+
+
+DDP_KILL_CHILD = """
+import os, pathlib, signal, sys
+sys.path.insert(0, {repo!r})
+from empirics import distributed
+
+real_save = distributed.save_checkpoint
+
+
+def save(path, payload):
+    out = real_save(path, payload)
+    if pathlib.Path(path).name == "last.pt" and payload["epoch"] == 1:
+        os.kill(os.getpid(), signal.SIGKILL)  # rank 0 dies right after epoch 1's checkpoint
+    return out
+
+
+distributed.save_checkpoint = save
+sys.exit(distributed.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_killed_ddp_run_resumes_in_a_single_process(tmp_path):
+    """kill -9 rank 0 after epoch 1, finish the run in one process: equals one process."""
+    config = _config("pgd", epochs=3)
+    config.save(tmp_path / "config.json")
+    script = tmp_path / "ddp_kill.py"
+    script.write_text(DDP_KILL_CHILD.format(repo=str(REPO)))
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        str(script), "--config", str(tmp_path / "config.json"), "--run-dir", str(tmp_path / "ddp"),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
+    assert proc.returncode != 0
+    assert [r["epoch"] for r in load_metrics(tmp_path / "ddp")] == [1]
+    train(config, tmp_path / "ddp", resume=True, progress=False)
+    train(config, tmp_path / "single", progress=False)
+    _assert_rows_close(load_metrics(tmp_path / "ddp"), load_metrics(tmp_path / "single"))
+
+
+@pytest.fixture
+def single_rank_group(tmp_path):
+    """A one-process gloo group inside the test process (no torchrun needed)."""
+    import torch.distributed as dist
+
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def test_attacks_bypass_the_ddp_wrapper(single_rank_group):
+    """Attack and evaluation forwards go to the unwrapped module; the loss goes through DDP."""
+    from empirics.attacks import PGD
+    from empirics.distributed import _AttackAwareDDP
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    ddp = torch.nn.parallel.DistributedDataParallel(module)
+    calls = {"ddp": 0}
+    ddp.register_forward_pre_hook(lambda *_: calls.__setitem__("ddp", calls["ddp"] + 1))
+    model = _AttackAwareDDP(ddp)
+    x, y = torch.rand(5, 1, 2, 2), torch.tensor([0, 1, 2, 0, 1])
+    PGD(0.1, 0.05, 3)(model, x, y)
+    with torch.no_grad():
+        model(x)
+    assert calls["ddp"] == 0
+    model(x).sum().backward()
+    assert calls["ddp"] == 1
+    assert all(p.grad is not None for p in module.parameters())
+
+
+def test_world_size_one_is_bit_identical_to_train(tmp_path, single_rank_group):
+    config = _config("pgd")
+    train_distributed(config, tmp_path / "ddp1")
+    train(config, tmp_path / "single", progress=False)
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if not k.startswith("time_")} for r in rows]
+
+    assert strip(load_metrics(tmp_path / "ddp1")) == strip(load_metrics(tmp_path / "single"))
+    wa, wb = _weights(tmp_path / "ddp1"), _weights(tmp_path / "single")
+    assert all(torch.equal(wa[k], wb[k]) for k in wb)
+
+
+def test_launcher_user_errors_exit_2(tmp_path, monkeypatch, capsys):
+    from empirics.distributed import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--run-dir", str(tmp_path / "run")])  # no --config, nothing to resume
+    assert info.value.code == 2
+    (tmp_path / "bad.json").write_text('{"epsilon": -1}')
+    assert main(["--config", str(tmp_path / "bad.json"), "--run-dir", str(tmp_path / "r")]) == 2
+    monkeypatch.delenv("RANK", raising=False)
+    _config().save(tmp_path / "ok.json")
+    assert main(["--config", str(tmp_path / "ok.json"), "--run-dir", str(tmp_path / "r")]) == 2
+    assert not (tmp_path / "r").exists()

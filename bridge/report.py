@@ -145,6 +145,10 @@ def prepare_output_dir(out_dir: str | pathlib.Path, *, force: bool = False) -> p
                 if out.resolve() in path.parents and path.is_file():
                     path.unlink()
     (out / FIGURES_DIR).mkdir(parents=True, exist_ok=True)
+    # Mark the folder as a report now, so that a run killed before it finishes can be re-run
+    # into the same folder (the final marker, written last, lists every file written).
+    in_progress = {"kind": MARKER_KIND, "state": "in progress", "files": []}
+    (out / MARKER_FILE).write_text(json.dumps(in_progress, indent=1) + "\n")
     return out
 
 

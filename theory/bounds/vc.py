@@ -124,10 +124,16 @@ def vc_dimension_upper_from_widths(widths: Sequence[int], *, pieces: int = 1) ->
     BoundResult
         ``certified=True`` (given the theorem's constants).
     """
-    terms = _architecture_terms(widths, pieces)
-    value = _bhlm_value(
-        terms["n_layers"], terms["effective_depth"], terms["n_params"], terms["pieces"], terms["R"]
-    )
+    try:
+        terms = _architecture_terms(widths, pieces)
+        value = _bhlm_value(
+            terms["n_layers"], terms["effective_depth"], terms["n_params"], terms["pieces"],
+            terms["R"],
+        )  # fmt: skip
+    except OverflowError as exc:
+        raise ValueError(
+            f"widths: the architecture's parameter count does not fit in float64 ({exc})"
+        ) from exc
     return BoundResult(
         value=value,
         terms=terms,

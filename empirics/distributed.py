@@ -58,24 +58,19 @@ import torch
 from torch import nn
 
 from empirics import runs
-from empirics.checkpoint import load_checkpoint, restore_rng_state, save_checkpoint
+from empirics.checkpoint import save_checkpoint
 from empirics.config import TrainConfig
-from empirics.schedules import schedule_from_config
 from empirics.trainers import (
-    _AUGMENT_SEED_OFFSET,
-    _SHUFFLE_SEED_OFFSET,
     Callback,
     EpochContext,
     NonFiniteLossError,
     TEBank,
-    _seed_everything,
     _state_payload,
     build_eval_attack,
-    build_optimizer,
     evaluate,
     global_grad_norm,
+    initial_state,
     method_step,
-    prepare_data,
     te_weight,
 )
 
@@ -301,52 +296,10 @@ def _train(
         torch.set_num_threads(config.num_threads)
     if config.compile:
         logger.warning("compile=True is ignored by data-parallel training (eager DDP)")
-    _seed_everything(config.seed)
-    data = prepare_data(config)
-    from empirics.models import build_model
-
-    module = build_model(
-        config.model, data.num_classes, data.in_shape, **dict(config.model_kwargs)
-    ).to(device)
-    if config.channels_last:
-        module = module.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(config, module)
-    schedule = schedule_from_config(config)
-    gen_device = device if device.type == "cuda" else torch.device("cpu")
-    generators = {
-        "shuffle": torch.Generator().manual_seed(config.seed + _SHUFFLE_SEED_OFFSET),
-        "augment": torch.Generator(device=gen_device).manual_seed(
-            config.seed + _AUGMENT_SEED_OFFSET
-        ),
-    }
-    bank = None
-    if config.method in ("pgd-te", "trades-te"):
-        bank = TEBank(len(data.train_y), data.num_classes, config.te_alpha, device=device)
-    best: dict[str, Any] = {}
-    start_epoch, global_step = 1, 0
-    if resume and paths.last.exists():
-        ckpt = load_checkpoint(paths.last, map_location=device)
-        module.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if bank is not None:
-            bank.bank.copy_(ckpt["te_bank"].to(device))
-        if not torch.equal(ckpt["train_labels"], data.train_y.cpu()):
-            raise ValueError(
-                f"run_dir={str(run_dir)!r}: the stored training labels differ from the ones "
-                "this config produces; start a new run"
-            )
-        restore_rng_state(ckpt["rng"], generators)
-        start_epoch, global_step = int(ckpt["epoch"]) + 1, int(ckpt["global_step"])
-        best = dict(ckpt.get("best") or {})
-    if rank == 0:
-        runs.rewrite_jsonl(paths.metrics, lambda r: r.get("epoch", 0) < start_epoch)
-        runs.rewrite_jsonl(paths.steps, lambda r: r.get("epoch", 0) < start_epoch)
-        labels = {
-            "train_labels": data.train_y.cpu(),
-            "original_labels": data.train_y_original.cpu(),
-            "flipped": data.flipped.cpu(),
-        }
-        torch.save(labels, paths.labels)  # same format as trainers.train
+    state = initial_state(config, device, paths, resume=resume, write_files=rank == 0)
+    data, module, optimizer, schedule = state.data, state.model, state.optimizer, state.schedule
+    generators, bank, best = state.generators, state.bank, state.best
+    start_epoch, global_step = state.start_epoch, state.global_step
 
     ddp = nn.parallel.DistributedDataParallel(
         module, device_ids=[device.index] if device.type == "cuda" else None

@@ -525,6 +525,94 @@ def _state_payload(
     }
 
 
+@dataclass
+class InitialState:
+    """What a (single- or multi-process) training run starts from, fresh or resumed."""
+
+    data: Any
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Any
+    generators: dict[str, torch.Generator]
+    bank: TEBank | None
+    best: dict[str, Any]
+    start_epoch: int
+    global_step: int
+
+
+def initial_state(
+    config: TrainConfig,
+    device: torch.device,
+    paths: runs.RunPaths,
+    *,
+    resume: bool,
+    write_files: bool = True,
+) -> InitialState:
+    """Seed, load the data, build model/optimizer/schedule/RNGs/TE bank, restore ``last.pt``.
+
+    The order of random draws is fixed here, so every launcher (``train`` and the DDP entry
+    point) starts from the same state. With ``write_files`` (rank 0 only under DDP), metric
+    rows after the checkpoint are dropped and the labels file is written atomically.
+    """
+    _seed_everything(config.seed)
+    data = prepare_data(config)
+    from empirics.models import build_model
+
+    model = build_model(
+        config.model, data.num_classes, data.in_shape, **dict(config.model_kwargs)
+    ).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(config, model)
+    schedule = schedule_from_config(config)
+    gen_device = device if device.type == "cuda" else torch.device("cpu")
+    generators = {
+        "shuffle": torch.Generator().manual_seed(config.seed + _SHUFFLE_SEED_OFFSET),
+        "augment": torch.Generator(device=gen_device).manual_seed(
+            config.seed + _AUGMENT_SEED_OFFSET
+        ),
+    }
+    bank = None
+    if config.method in ("pgd-te", "trades-te"):
+        bank = TEBank(len(data.train_y), data.num_classes, config.te_alpha, device=device)
+    best: dict[str, Any] = {}
+    start_epoch, global_step = 1, 0
+    run_dir = paths.root
+    if resume and paths.last.exists():
+        ckpt = load_checkpoint(paths.last, map_location=device)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if bank is not None:
+            bank.bank.copy_(ckpt["te_bank"].to(device))
+        if not torch.equal(ckpt["train_labels"].cpu(), data.train_y.cpu()):
+            raise ValueError(
+                f"run_dir={str(run_dir)!r}: the stored training labels differ from the ones "
+                "this config produces (data or label-noise code changed); start a new run"
+            )
+        restore_rng_state(ckpt["rng"], generators)
+        start_epoch, global_step = int(ckpt["epoch"]) + 1, int(ckpt["global_step"])
+        best = dict(ckpt.get("best") or {})
+        logger.info("resuming %s at epoch %d", run_dir, start_epoch)
+    elif resume:
+        logger.info("resume requested but %s has no checkpoint: starting fresh", run_dir)
+    if write_files:
+        # Rows of epochs after the checkpoint (a kill between writing rows and the checkpoint)
+        # are dropped so that the files agree with the state we continue from.
+        runs.rewrite_jsonl(paths.metrics, lambda r: r.get("epoch", 0) < start_epoch)
+        runs.rewrite_jsonl(paths.steps, lambda r: r.get("epoch", 0) < start_epoch)
+        labels = {
+            "train_labels": data.train_y.cpu(),
+            "original_labels": data.train_y_original.cpu(),
+            "flipped": data.flipped.cpu(),
+        }
+        buffer = io.BytesIO()
+        torch.save(labels, buffer)
+        atomic_write_bytes(paths.labels, buffer.getvalue())
+    return InitialState(
+        data, model, optimizer, schedule, generators, bank, best, start_epoch, global_step
+    )
+
+
 def train(
     config: TrainConfig,
     run_dir: str | pathlib.Path,
@@ -571,59 +659,10 @@ def train(
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
     device = resolve_device(config.device)
-    _seed_everything(config.seed)
-    data = prepare_data(config)
-    from empirics.models import build_model
-
-    model = build_model(
-        config.model, data.num_classes, data.in_shape, **dict(config.model_kwargs)
-    ).to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(config, model)
-    schedule = schedule_from_config(config)
-    gen_device = device if device.type == "cuda" else torch.device("cpu")
-    generators = {
-        "shuffle": torch.Generator().manual_seed(config.seed + _SHUFFLE_SEED_OFFSET),
-        "augment": torch.Generator(device=gen_device).manual_seed(
-            config.seed + _AUGMENT_SEED_OFFSET
-        ),
-    }
-    bank = None
-    if config.method in ("pgd-te", "trades-te"):
-        bank = TEBank(len(data.train_y), data.num_classes, config.te_alpha, device=device)
-    best: dict[str, Any] = {}
-    start_epoch, global_step = 1, 0
-
-    if resume and paths.last.exists():
-        ckpt = load_checkpoint(paths.last, map_location=device)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if bank is not None:
-            bank.bank.copy_(ckpt["te_bank"].to(device))
-        if not torch.equal(ckpt["train_labels"].cpu(), data.train_y.cpu()):
-            raise ValueError(
-                f"run_dir={str(run_dir)!r}: the stored training labels differ from the ones "
-                "this config produces (data or label-noise code changed); start a new run"
-            )
-        restore_rng_state(ckpt["rng"], generators)
-        start_epoch, global_step = int(ckpt["epoch"]) + 1, int(ckpt["global_step"])
-        best = dict(ckpt.get("best") or {})
-        logger.info("resuming %s at epoch %d", run_dir, start_epoch)
-    elif resume:
-        logger.info("resume requested but %s has no checkpoint: starting fresh", run_dir)
-    # Rows of epochs after the checkpoint (a kill between writing rows and the checkpoint)
-    # are dropped so that the files agree with the state we continue from.
-    runs.rewrite_jsonl(paths.metrics, lambda r: r.get("epoch", 0) < start_epoch)
-    runs.rewrite_jsonl(paths.steps, lambda r: r.get("epoch", 0) < start_epoch)
-    labels = {
-        "train_labels": data.train_y.cpu(),
-        "original_labels": data.train_y_original.cpu(),
-        "flipped": data.flipped.cpu(),
-    }
-    buffer = io.BytesIO()
-    torch.save(labels, buffer)
-    atomic_write_bytes(paths.labels, buffer.getvalue())
+    state = initial_state(config, device, paths, resume=resume)
+    data, model, optimizer, schedule = state.data, state.model, state.optimizer, state.schedule
+    generators, bank, best = state.generators, state.bank, state.best
+    start_epoch, global_step = state.start_epoch, state.global_step
 
     train_x = _to_memory_format(data.train_x.to(device), config)
     train_y = data.train_y.to(device)

@@ -67,6 +67,7 @@ from empirics.trainers import (
     TEBank,
     _state_payload,
     build_eval_attack,
+    device_tensors,
     evaluate,
     global_grad_norm,
     initial_state,
@@ -305,20 +306,9 @@ def _train(
         module, device_ids=[device.index] if device.type == "cuda" else None
     )
     model = _AttackAwareDDP(ddp)
-    train_x = data.train_x.to(device)
-    if config.channels_last and train_x.ndim == 4:
-        train_x = train_x.contiguous(memory_format=torch.channels_last)
-    train_y = data.train_y.to(device)
-    train_y_orig = data.train_y_original.to(device)
-    test_x, test_y = data.test_x.to(device), data.test_y.to(device)
-    val = None
-    if data.val_x is not None:
-        val = (data.val_x.to(device), data.val_y.to(device))
-    eval_train_idx = None
-    if config.eval_train_size is not None and config.eval_train_size < len(train_y):
-        gen = torch.Generator().manual_seed(config.data_seed)
-        eval_train_idx = torch.randperm(len(train_y), generator=gen)[: config.eval_train_size]
-        eval_train_idx = eval_train_idx.to(device)
+    t = device_tensors(data, config, device)
+    train_x, train_y, train_y_orig = t.train_x, t.train_y, t.train_y_orig
+    test_x, test_y, val, eval_train_idx = t.test_x, t.test_y, t.val, t.eval_train_idx
     eval_attack = build_eval_attack(config)
     n_train = len(train_y)
     steps_per_epoch = math.ceil(n_train / config.batch_size)

@@ -57,6 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-cache", action="store_true", help="re-run every run instead of reusing cached ones"
     )
+    p.add_argument(
+        "--device",
+        default=None,
+        help="device of every training run: cpu, cuda, cuda:N or auto (default: the tier's)",
+    )
     p.add_argument("--list", action="store_true", help="list the claims and their tiers, then exit")
     p.set_defaults(func=run)
 
@@ -87,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     command = " ".join(["robmem", "report", "--tier", args.tier, "--out", str(args.out)])
     if args.claims:
         command += " --claims " + ",".join(args.claims)
+    if args.device:
+        command += f" --device {args.device}"
     report = build_report(
         args.tier,
         args.out,
@@ -95,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         cache=cache,
         progress=progress,
         command=command,
+        device=args.device,
     )
     print(f"robmem report ({args.tier} tier) in {report.wall_s:.1f} s -> {report.out_dir}")
     for outcome in report.outcomes:

@@ -134,6 +134,9 @@ class ClaimContext:
         ``progress(message)`` for long steps (the CLI shows it; library code never prints).
     shared : dict
         Scratch space shared by the claims of one report (e.g. loaded runs).
+    device : str, optional
+        Device of every training run ("cpu", "cuda", "cuda:N", "auto"), overriding the
+        tier's configs (``robmem report --device``); None keeps each config's own.
     """
 
     tier: str
@@ -141,6 +144,7 @@ class ClaimContext:
     cache: Any
     progress: Callable[[str], None] = lambda message: None
     shared: dict[str, Any] = field(default_factory=dict)
+    device: str | None = None
 
 
 @dataclass(frozen=True)

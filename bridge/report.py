@@ -164,8 +164,12 @@ def evaluate_claims(
     cache: RunCache,
     *,
     progress: Callable[[str], None] | None = None,
+    device: str | None = None,
 ) -> list[ClaimOutcome]:
-    """Evaluate each claim at ``tier`` (not-run tiers give their stated reason)."""
+    """Evaluate each claim at ``tier`` (not-run tiers give their stated reason).
+
+    ``device`` overrides the device of every training run (see :class:`ClaimContext`).
+    """
     check_tier(tier)
     say = progress or (lambda message: None)
     shared: dict[str, Any] = {}
@@ -184,6 +188,7 @@ def evaluate_claims(
                 cache=cache,
                 progress=lambda m, cid=claim.id: say(f"    {cid}: {m}"),
                 shared=shared,
+                device=device,
             )
             try:
                 result = claim.evaluate(ctx)
@@ -402,6 +407,7 @@ def build_report(
     cache: RunCache | None = None,
     progress: Callable[[str], None] | None = None,
     command: str | None = None,
+    device: str | None = None,
 ) -> Report:
     """Evaluate the claims at ``tier`` and write the report into ``out_dir`` (SPEC B5).
 
@@ -420,17 +426,26 @@ def build_report(
         ``progress(message)``, e.g. printing to stderr.
     command : str, optional
         The command line shown in the report header.
+    device : str, optional
+        Device of every training run ("cpu", "cuda", "cuda:N" or "auto"); None keeps the
+        tier's configs (CPU below the gpu tier). Shown in the report header.
 
     Returns
     -------
     Report
     """
     check_tier(tier)
+    if device is not None:
+        from empirics.config import TrainConfig
+
+        TrainConfig(device=device)  # ValueError naming `device` and its allowed values
     claims = select_claims(claim_ids)
     out = prepare_output_dir(out_dir, force=force)
     cache = cache if cache is not None else RunCache()
     start = time.perf_counter()
-    outcomes = evaluate_claims(claims, tier, out / FIGURES_DIR, cache, progress=progress)
+    outcomes = evaluate_claims(
+        claims, tier, out / FIGURES_DIR, cache, progress=progress, device=device
+    )
     wall = time.perf_counter() - start
     for o in outcomes:
         assert o.result.verdict in VERDICTS
@@ -444,6 +459,7 @@ def build_report(
         "host": f"{platform.node() or 'host'} ({platform.machine()}, {platform.system()})",
         "wall_s": wall,
         "command": command or f"robmem report --tier {tier} --out {out}",
+        "device": device or "as configured by the tier",
         "cache_dir": str(cache.root),
         "cache_hits": list(cache.hits),
         "cache_misses": list(cache.misses),

@@ -14,7 +14,10 @@ Every attack is called like torchattacks, ``attack(model, x, y) -> x_adv``, and
   ``clamp(x_adv, max(x − ε, 0), min(x + ε, 1))``; for ℓ2 the step is projected onto the ball
   and then clamped to [0, 1], which stays in the ball (clamping only shrinks |δ_i|) but is not
   the exact projection onto the intersection;
-- with ``eps = 0`` or ``steps = 0`` returns exactly ``x`` (§4.1 item 4; torchattacks #124).
+- with ``eps = 0`` or ``steps = 0`` returns exactly ``x`` (§4.1 item 4; torchattacks #124);
+- returns ``x_adv`` on x's device, in x's memory format (NCHW or channels_last), and never
+  synchronises with the device inside the iterations (only :func:`check_batch`, once per
+  call, unless ``validate`` is off).
 
 Restarts run batched (the batch is repeated ``restarts`` times) and the result is the
 per-sample worst case: a restart that misclassifies the sample wins, then the higher loss
@@ -104,9 +107,13 @@ def _check_bounds(bounds: tuple[float, float] | None) -> tuple[float, float] | N
 
 def check_batch(
     x: torch.Tensor, y: torch.Tensor, bounds: tuple[float, float] | None = PIXEL_BOUNDS
-) -> None:
+) -> int | None:
     """Raise ValueError/TypeError unless ``x`` is a finite float batch in ``bounds`` and ``y``
-    holds one non-negative integer label per sample. Costs one host sync."""
+    holds one non-negative integer label per sample. Costs one host sync.
+
+    Returns the largest label (None for an empty batch), which the attacks compare with the
+    model's number of outputs before any label is used as an index (on CUDA an out-of-range
+    index is a device-side assert that poisons the process, not a catchable error)."""
     if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
         raise TypeError(f"x must be a floating-point tensor, got {type(x).__name__}")
     if not isinstance(y, torch.Tensor) or y.dtype not in (torch.int64, torch.int32):
@@ -118,9 +125,15 @@ def check_batch(
     if y.shape != (x.shape[0],):
         raise ValueError(f"y must have shape ({x.shape[0]},) to match x, got {tuple(y.shape)}")
     if x.numel() == 0:
-        return
+        return None
     stats = torch.stack(
-        [x.min().float(), x.max().float(), torch.isnan(x).any().float(), y.min().float()]
+        [
+            x.min().float(),
+            x.max().float(),
+            torch.isnan(x).any().float(),
+            y.min().float(),
+            y.max().float(),
+        ]
     ).tolist()
     if stats[2] > 0:
         raise ValueError("x must not contain NaN")
@@ -130,6 +143,17 @@ def check_batch(
         )
     if stats[3] < 0:
         raise ValueError(f"y must hold labels >= 0, got min {int(stats[3])}")
+    return int(stats[4])
+
+
+def check_labels_fit(label_max: int | None, logits: torch.Tensor) -> None:
+    """ValueError if a label (largest: ``label_max``, from :func:`check_batch`) is not below the
+    number of outputs of ``logits`` (n, C). No device access; None skips the check."""
+    if label_max is not None and label_max >= logits.shape[1]:
+        raise ValueError(
+            f"y: every label must be below the model's number of outputs ({logits.shape[1]}), "
+            f"got label {label_max}"
+        )
 
 
 # ---------------------------------------------------------------------- model state hygiene
@@ -215,10 +239,11 @@ class Attack:
     eval_mode: bool = True
     bounds: tuple[float, float] | None = PIXEL_BOUNDS
     validate: bool = True
+    #: Largest label of the current call (set by :meth:`__call__` when validating).
+    _label_max: int | None = None
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.validate:
-            check_batch(x, y, self.bounds)
+        self._label_max = check_batch(x, y, self.bounds) if self.validate else None
         x = x.detach()
         y = y.detach().long()
         with attack_mode(model, self.eval_mode), torch.enable_grad():
@@ -253,6 +278,16 @@ def _box(
 
 def _flat_norm(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).norm(dim=1).view((-1,) + (1,) * (t.ndim - 1))
+
+
+def _check_generator_device(generator: torch.Generator | None, x: torch.Tensor) -> None:
+    """ValueError unless ``generator`` is None or on x's device type (torch refuses to fill a
+    CUDA tensor from a CPU generator and vice versa, with a less direct message)."""
+    if generator is not None and generator.device.type != x.device.type:
+        raise ValueError(
+            f"generator must be on x's device type {x.device.type!r} (or None for the global "
+            f"RNG), got a generator on {str(generator.device)!r}"
+        )
 
 
 def _random_start(
@@ -350,7 +385,8 @@ class PGD(Attack):
         Return, per sample, the worst iterate (misclassified first, then highest loss) instead
         of the last one; costs one extra forward pass.
     generator : torch.Generator, optional
-        RNG of the random start (on x's device); the global RNG when omitted.
+        RNG of the random start, on x's device type (ValueError otherwise); the global RNG
+        when omitted.
     bounds : (float, float) or None
         Valid input range (default [0, 1]); None disables the box (synthetic data only).
     amp_dtype : torch.dtype, optional
@@ -358,6 +394,7 @@ class PGD(Attack):
         and the update stay in float32.
     channels_last : bool
         Feed 4-D inputs in channels_last memory format (pair with a channels_last model).
+        The result has the memory format of the given ``x`` either way.
     """
 
     def __init__(
@@ -439,6 +476,7 @@ class PGD(Attack):
         for _ in range(self.steps):
             x_adv.requires_grad_(True)
             logits = self._forward(model, x_adv)
+            check_labels_fit(self._label_max, logits)  # before y indexes anything
             loss = self._objective(logits, y)
             (grad,) = torch.autograd.grad(loss.sum(), x_adv)
             x_adv = x_adv.detach()
@@ -458,6 +496,7 @@ class PGD(Attack):
     def _perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.steps == 0 or x.numel() == 0:
             return x.clone()
+        _check_generator_device(self.generator, x)
         orig_format_cl = x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last)
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -476,8 +515,9 @@ class PGD(Attack):
             x_adv = select_worst_case(
                 cand.view((r, n) + x.shape[1:]), wrong.view(r, n), loss.view(r, n)
             )
-        if x_adv.ndim == 4 and not orig_format_cl:
-            x_adv = x_adv.contiguous()
+        if x_adv.ndim == 4:  # the caller's memory format (NCHW or channels_last) back
+            fmt = torch.channels_last if orig_format_cl else torch.contiguous_format
+            x_adv = x_adv.contiguous(memory_format=fmt)
         return x_adv.detach()
 
 
@@ -706,7 +746,10 @@ class LinearExactAttack(Attack):
         if x.numel() == 0:
             return x.clone()
         in_shape = tuple(x.shape[1:])
-        with torch.no_grad():
+        # Exact arithmetic is the point: no reduced-precision autocast from a caller's context
+        # (bf16 logits fail the affinity check and round the closed form).
+        no_autocast = torch.autocast(device_type=x.device.type, enabled=False)
+        with torch.no_grad(), no_autocast:
             w, b = affine_map(model, in_shape, x.device)
             logits = model(x).double()
             pred = x.double().flatten(1) @ w.T + b
@@ -720,6 +763,30 @@ class LinearExactAttack(Attack):
 
 
 # ------------------------------------------------------------------------------ scoring
+
+
+def perturb_in_batches(
+    model: nn.Module,
+    attack: Attack,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    batch_size: int = 512,
+) -> torch.Tensor:
+    """Return ``attack(model, x, y)`` computed ``batch_size`` samples at a time.
+
+    Memory is bounded by one batch (a whole training set in one call holds every
+    activation of every sample); each sample's result is what the attack gives it in its
+    batch. The result lies on x's device with x's shape.
+    """
+    _check_count(batch_size, "batch_size", 1)
+    if x.shape[0] <= batch_size:
+        return attack(model, x, y)
+    parts = [
+        attack(model, x[start : start + batch_size], y[start : start + batch_size])
+        for start in range(0, x.shape[0], batch_size)
+    ]
+    return torch.cat(parts)
 
 
 def correct_under_attack(

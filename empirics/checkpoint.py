@@ -9,12 +9,21 @@ reader (or a run killed mid-write) sees either the old file or the new one, neve
 The payload holds only tensors, numbers, strings, lists, tuples and dicts, so random-number
 states are converted: numpy's Mersenne-Twister key to a list of ints, Python's ``random``
 state to nested tuples of ints.
+
+A run may be resumed on another device (``device`` is a resume-mutable config field). A CPU
+generator's state (Mersenne Twister, 5056 bytes) and a CUDA generator's state (Philox seed and
+offset, 16 bytes) cannot be set into each other, so :func:`restore_rng_state` re-seeds such a
+generator from a SHA-256 digest of the stored state (same checkpoint, same device → same
+continuation; it cannot equal the uninterrupted run, whose draws came from the other kind of
+generator) and logs a warning. Per-GPU global CUDA states are restored for the GPUs both runs
+have; GPUs the checkpoint has no state for keep the state :func:`torch.manual_seed` gave them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import pathlib
 import pickle
@@ -24,8 +33,12 @@ from typing import Any
 import numpy as np
 import torch
 
+logger = logging.getLogger(__name__)
+
 _TRAILER_TAG = b"\nROBMEM-SHA256:"
 _DIGEST_HEX_LEN = 64
+#: Bytes of the state digest used as the re-seed of a generator of another kind (63 bits).
+_RESEED_BYTES = 8
 
 
 class CheckpointError(RuntimeError):
@@ -108,13 +121,63 @@ def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str,
     return state
 
 
+def reseed_from_state(saved: torch.Tensor) -> int:
+    """Return the seed (63 bits) a generator of another kind gets from a stored ``saved`` state.
+
+    The first bytes of the SHA-256 digest of the state's bytes: deterministic, and different
+    stored states give (with overwhelming probability) different seeds.
+    """
+    raw = saved.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
+    digest = hashlib.sha256(raw).digest()[:_RESEED_BYTES]
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+def _restore_generator(name: str, gen: torch.Generator, saved: torch.Tensor) -> None:
+    saved = saved.cpu()
+    if saved.numel() == gen.get_state().numel():
+        gen.set_state(saved)
+        return
+    # Another kind of generator (CPU Mersenne Twister vs CUDA Philox): the run changed device.
+    seed = reseed_from_state(saved)
+    logger.warning(
+        "generator %r: the checkpoint holds a %d-byte state, this %s generator needs %d "
+        "bytes (the run changed device); re-seeded with %d from the stored state",
+        name,
+        saved.numel(),
+        gen.device.type,
+        gen.get_state().numel(),
+        seed,
+    )
+    gen.manual_seed(seed)
+
+
+def _restore_cuda_states(states: list[torch.Tensor]) -> None:
+    if not states or not torch.cuda.is_available():
+        return
+    count = torch.cuda.device_count()
+    if len(states) != count:
+        logger.warning(
+            "the checkpoint holds CUDA RNG states of %d GPUs, this process sees %d: restoring "
+            "the first %d",
+            len(states),
+            count,
+            min(len(states), count),
+        )
+    for index, saved in enumerate(states[:count]):
+        torch.cuda.set_rng_state(saved.cpu(), index)
+
+
 def restore_rng_state(
     state: dict[str, Any], generators: dict[str, torch.Generator] | None = None
 ) -> None:
-    """Restore what :func:`rng_state` captured (generators are restored in place)."""
+    """Restore what :func:`rng_state` captured (generators are restored in place).
+
+    A generator whose stored state is of another kind (the run changed between CPU and CUDA)
+    is re-seeded from that state (:func:`reseed_from_state`, with a warning); CUDA states are
+    restored for the GPUs this process and the checkpoint both have.
+    """
     torch.set_rng_state(state["torch"].cpu())
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    _restore_cuda_states(list(state.get("cuda") or []))
     npst = state["numpy"]
     np.random.set_state(  # noqa: NPY002
         (
@@ -130,4 +193,4 @@ def restore_rng_state(
     for name, gen in (generators or {}).items():
         if name not in state["generators"]:
             raise KeyError(f"generators: checkpoint has no state for {name!r}")
-        gen.set_state(state["generators"][name].cpu())
+        _restore_generator(name, gen, state["generators"][name])

@@ -114,8 +114,9 @@ def kendall_tau_table(
         if np.ptp(vals) == 0.0 or np.ptp(gap_arr) == 0.0:
             tau, p = float("nan"), float("nan")
         else:
-            res = kendalltau(vals, gap_arr)
-            tau, p = float(res.statistic), float(res.pvalue)
+            # Unpacked as a pair: ``.statistic`` only exists from scipy 1.10 on.
+            stat, pvalue = kendalltau(vals, gap_arr)
+            tau, p = float(stat), float(pvalue)
         rows.append(
             MeasureCorrelation(
                 measure=name,

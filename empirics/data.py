@@ -445,14 +445,20 @@ def augment_crop_flip(
     Parameters
     ----------
     x : tensor (n, C, H, W)
+        NCHW or channels_last; the result has the same memory format.
     padding : int >= 0
     generator : torch.Generator, optional
-        On x's device; the global RNG when omitted.
+        On x's device type (ValueError otherwise); the global RNG when omitted.
     """
     if x.ndim != 4:
         raise ValueError(f"x must be a batch of images (n, C, H, W), got shape {tuple(x.shape)}")
     if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
         raise ValueError(f"padding must be an int >= 0, got {padding!r}")
+    if generator is not None and generator.device.type != x.device.type:
+        raise ValueError(
+            f"generator must be on x's device type {x.device.type!r} (or None for the global "
+            f"RNG), got a generator on {str(generator.device)!r}"
+        )
     n, _, h, w = x.shape
     dev = x.device
     offs = torch.randint(0, 2 * padding + 1, (2, n), device=dev, generator=generator)
@@ -466,7 +472,8 @@ def crop_flip(
     """Return the crops ``pad(x)[i, :, top_i:top_i+H, left_i:left_i+W]``, flipped where ``flip``.
 
     The deterministic half of :func:`augment_crop_flip` (offsets given), one gather for the
-    whole batch.
+    whole batch. The gather produces NHWC, so a channels_last ``x`` gets a channels_last result
+    without a copy; an NCHW ``x`` gets an NCHW (contiguous) one.
     """
     n, _, h, w = x.shape
     padded = torch.nn.functional.pad(x, (padding, padding, padding, padding)) if padding else x
@@ -475,4 +482,7 @@ def crop_flip(
     cols = torch.where(flip.view(n, 1), cols.flip(1), cols)
     batch = torch.arange(n, device=x.device).view(n, 1, 1)
     out = padded.permute(0, 2, 3, 1)[batch, rows.view(n, h, 1), cols.view(n, 1, w)]  # (n,H,W,C)
-    return out.permute(0, 3, 1, 2).contiguous()
+    out = out.permute(0, 3, 1, 2)  # channels_last layout
+    if x.is_contiguous(memory_format=torch.channels_last):
+        return out
+    return out.contiguous()

@@ -194,6 +194,16 @@ def _broadcast_object(obj: Any, src: int, device: torch.device) -> Any:
     return box[0]
 
 
+def _barrier(device: torch.device) -> None:
+    """``dist.barrier`` on this rank's GPU under NCCL (``device_ids`` is NCCL-only)."""
+    import torch.distributed as dist
+
+    if device.type == "cuda" and dist.get_backend() == "nccl":
+        dist.barrier(device_ids=[device.index])
+    else:
+        dist.barrier()
+
+
 def _sync_rng_from_rank0(device: torch.device) -> None:
     """Give every rank rank 0's global torch RNG state(s)."""
     states = {"cpu": torch.get_rng_state()}
@@ -255,9 +265,10 @@ def train_distributed(
     config.validate()
     run_dir = pathlib.Path(run_dir)
     device = _local_device(config)
-    rank, world, created = _init_process_group(backend, device.type)
     if device.type == "cuda":
+        # Before the process group: NCCL binds each rank's communicator to the current device.
         torch.cuda.set_device(device)
+    rank, world, created = _init_process_group(backend, device.type)
     try:
         return _train(config, run_dir, resume, callbacks, rank, world, device, shard_eval)
     finally:
@@ -301,6 +312,11 @@ def _train(
     data, module, optimizer, schedule = state.data, state.model, state.optimizer, state.schedule
     generators, bank, best = state.generators, state.bank, state.best
     start_epoch, global_step = state.start_epoch, state.global_step
+    if start_epoch > 1 and device.type == "cuda":
+        # The checkpoint holds rank 0's process's per-GPU states: rank r restored GPU r's entry,
+        # which rank 0 never drew from. An uninterrupted run gave every rank rank 0's state at
+        # the end of the epoch (below); so does this.
+        _sync_rng_from_rank0(device)
 
     ddp = nn.parallel.DistributedDataParallel(
         module, device_ids=[device.index] if device.type == "cuda" else None
@@ -354,19 +370,7 @@ def _train(
                 _sync_bank_rows(bank, idx, before, lo, hi)
             local_n = hi - lo
             loss = out.loss * (local_n * world / global_n)
-            row = torch.stack(
-                [
-                    out.loss.detach().float() * local_n,
-                    torch.as_tensor(
-                        0.0 if out.correct_clean is None else out.correct_clean, dtype=torch.float
-                    ).to(device),
-                    torch.as_tensor(
-                        0.0 if out.correct_robust is None else out.correct_robust,
-                        dtype=torch.float,
-                    ).to(device),
-                    (~torch.isfinite(out.loss.detach())).float(),
-                ]
-            )
+            row = _step_stats(out.loss, out.correct_clean, out.correct_robust, local_n)
             dist.all_reduce(row)
             have_clean = have_clean or out.correct_clean is not None
             have_rob = have_rob or out.correct_robust is not None
@@ -385,7 +389,7 @@ def _train(
             if config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
             optimizer.step()
-            stats.append(torch.cat([row[:3], torch.tensor([global_n], device=device)]))
+            stats.append(torch.cat([row[:3], row.new_full((1,), global_n)]))
             gnorms.append(gnorm)
             lrs.append(lr)
             step_rows.append((epoch, global_step, lr))
@@ -506,10 +510,10 @@ def _train(
             save_checkpoint(paths.last, payload)
         best = _broadcast_object(best, 0, device)
         _sync_rng_from_rank0(device)
-        dist.barrier()
+        _barrier(device)
     if rank == 0:
         runs.set_status(paths, "completed", epochs=config.epochs)
-    dist.barrier()
+    _barrier(device)
     return runs.RunResult(
         run_dir=paths.root,
         config=config,
@@ -519,6 +523,34 @@ def _train(
         last_checkpoint=paths.last,
         best_checkpoint=paths.best(config) if best else None,
         best=best,
+    )
+
+
+def _step_stats(
+    loss: torch.Tensor,
+    correct_clean: torch.Tensor | None,
+    correct_robust: torch.Tensor | None,
+    local_n: int,
+) -> torch.Tensor:
+    """``[loss·n, correct_clean, correct_robust, non-finite flag]`` (float32) on the loss's
+    device, built without host-to-device copies (they would synchronise every step)."""
+    loss = loss.detach().float()
+    zero = loss.new_zeros(())
+
+    def count(value: torch.Tensor | float | None) -> torch.Tensor:
+        if value is None:
+            return zero
+        if isinstance(value, torch.Tensor):
+            return value.detach().float()
+        return zero + float(value)
+
+    return torch.stack(
+        [
+            loss * local_n,
+            count(correct_clean),
+            count(correct_robust),
+            (~torch.isfinite(loss)).float(),
+        ]
     )
 
 

@@ -77,16 +77,27 @@ def _project(x_adv: Any, x: Any, eps: float) -> Any:
 
 
 def _loss_and_gradnorm(
-    model: Any, x: Any, y: Any, loss_fn: Callable[[Any, Any], Any], *, second_order: bool
+    model: Any,
+    x: Any,
+    y: Any,
+    loss_fn: Callable[[Any, Any], Any],
+    *,
+    second_order: bool,
+    label_max: int | None = None,
 ) -> tuple[Any, Any, Any]:
     """Per-sample loss, per-sample ‖∇ₓL‖₁, and the ascent direction for the wanted objective.
 
     With ``second_order`` the returned direction is ∇ₓ‖∇ₓL‖₁ (double back-prop), else ∇ₓL.
+    ``label_max`` (the largest label) is checked against the outputs before the loss uses y.
     """
     import torch
 
+    from empirics.attacks import check_labels_fit
+
     x = x.detach().requires_grad_(True)
-    loss = loss_fn(model(x), y)
+    logits = model(x)
+    check_labels_fit(label_max, logits)
+    loss = loss_fn(logits, y)
     (grad,) = torch.autograd.grad(loss.sum(), x, create_graph=second_order)
     gnorm = grad.abs().flatten(1).sum(dim=1)
     if second_order:
@@ -247,7 +258,7 @@ def input_landscape(
         raise ValueError("x must hold at least one sample")
     from empirics.attacks import check_batch
 
-    check_batch(x, y)  # finite, in [0, 1] (pixel space), one label per sample
+    label_max = check_batch(x, y)  # finite, in [0, 1] (pixel space), one label per sample
     loss_fn = loss_fn or _per_sample_ce
     generator = torch.Generator().manual_seed(int(seed))
     was_training = model.training
@@ -261,7 +272,9 @@ def input_landscape(
         for start in range(0, n, batch_size):
             xb, yb = x[start : start + batch_size], y[start : start + batch_size]
             sl = slice(start, start + xb.shape[0])
-            l0, g0, _ = _loss_and_gradnorm(model, xb, yb, loss_fn, second_order=False)
+            l0, g0, _ = _loss_and_gradnorm(
+                model, xb, yb, loss_fn, second_order=False, label_max=label_max
+            )
             clean_loss[sl] = l0.cpu().numpy()
             clean_gnorm[sl] = g0.cpu().numpy()
             for k, eps in enumerate(eps_list):

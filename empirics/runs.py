@@ -120,17 +120,27 @@ class RunResult:
     best: dict[str, Any] = field(default_factory=dict)
 
 
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
 def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
+    # torch tensors (on any device, any float dtype) and numpy scalars/arrays; non-finite
+    # numbers become null as in _clean_row (a NaN tensor from a callback must not crash the
+    # run at the end of an epoch: json refuses NaN with allow_nan=False).
+    if hasattr(value, "tolist"):
+        return _finite_or_none(value.tolist())
     raise TypeError(f"metric value {value!r} of type {type(value).__name__} is not JSON-able")
 
 
 def _clean_row(row: dict[str, Any]) -> dict[str, Any]:
-    """Replace non-finite floats by None (JSON has no NaN; pandas reads None as NaN)."""
-    return {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
-    }
+    """Replace non-finite floats, also inside lists (e.g. a metric per radius), by None (JSON
+    has no NaN; pandas reads None as NaN)."""
+    return {k: _finite_or_none(v) for k, v in row.items()}
 
 
 def append_jsonl(path: pathlib.Path, rows: Iterable[dict[str, Any]]) -> None:
@@ -278,16 +288,23 @@ def open_run_dir_for_resume(run_dir: str | os.PathLike[str], config: TrainConfig
 
 
 def run_info(config: TrainConfig) -> dict[str, Any]:
-    """Return the informational header of a run: seeds, versions, host, start time."""
+    """Return the informational header of a run: seeds, device (and GPU names when it may use
+    CUDA), versions, host, start time."""
     import numpy
     import torch
 
+    gpus = []
+    if config.device != "cpu" and torch.cuda.is_available():
+        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return {
         "seeds": {
             "seed": config.seed,
             "data_seed": config.data_seed,
             "label_noise_seed": config.label_noise_seed,
         },
+        "device": config.device,
+        "gpus": gpus,
+        "cuda": torch.version.cuda,
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "python": platform.python_version(),

@@ -69,9 +69,9 @@ def measure_family(ctx: ClaimContext) -> dict[str, Any]:
     """Runs at every noise rate, their robust gaps and complexity measures (cached in ctx)."""
     if "noise_family" in ctx.shared:
         return ctx.shared["noise_family"]
-    from empirics.attacks import PGD
+    from empirics.attacks import PGD, perturb_in_batches
     from empirics.complexity import model_complexity
-    from empirics.trainers import prepare_data
+    from empirics.trainers import prepare_data, resolve_device
 
     rates = _rates(ctx.tier)
     gaps, measures, cfg = [], [], None
@@ -80,10 +80,20 @@ def measure_family(ctx: ClaimContext) -> dict[str, Any]:
         res = run_training(ctx, f"noise-{rate:g}", cfg)
         last = final_row(res)
         gaps.append(last["train_robust_acc"] - last["test_robust_acc"])
-        model, _ = load_trained_model(res)
+        # The margin attack runs where the model trained (the GPU on the gpu tier), in
+        # evaluation-sized batches; the complexity measures then run on the CPU as before.
+        device = resolve_device(getattr(ctx, "device", None) or cfg.device)
+        model, _ = load_trained_model(res, device=str(device))
         data = prepare_data(cfg)
         attack = PGD(cfg.epsilon, STEP_FRACTION * cfg.epsilon, MARGIN_PGD_STEPS)
-        x_adv = attack(model, data.train_x, data.train_y)
+        x_adv = perturb_in_batches(
+            model,
+            attack,
+            data.train_x.to(device),
+            data.train_y.to(device),
+            batch_size=cfg.eval_batch_size,
+        ).cpu()
+        model = model.cpu()
         ctx.progress(f"complexity measures at noise rate {rate:g}")
         measures.append(
             model_complexity(model, data.train_x, data.train_y, x_margin=x_adv, pac_bayes=True)

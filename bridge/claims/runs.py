@@ -85,6 +85,10 @@ def run_training(
         ``landscape`` (epoch → split → summary, with ``first_order_violation``), ``fit``
         (tracked epochs, per-example robust loss and correctness), ``train_dir``.
     """
+    device = getattr(ctx, "device", None)
+    if device is not None and device != config.device:
+        # The device is part of the cache key: a GPU run is not reused as a CPU one.
+        config = dataclasses.replace(config, device=device)
     key = {
         "format": RUNS_FORMAT_VERSION,
         "train": config.to_dict(),
@@ -194,9 +198,9 @@ def final_row(result: dict[str, Any]) -> dict[str, Any]:
     return rows[-1]
 
 
-def load_trained_model(result: dict[str, Any]) -> tuple[Any, Any]:
-    """``(model, config)`` of a cached run's last checkpoint (eval mode, CPU)."""
+def load_trained_model(result: dict[str, Any], device: str = "cpu") -> tuple[Any, Any]:
+    """``(model, config)`` of a cached run's last checkpoint (eval mode, on ``device``)."""
     from empirics.trainers import load_model_from_run
 
-    model, config, _ = load_model_from_run(result["train_dir"], "last")
+    model, config, _ = load_model_from_run(result["train_dir"], "last", device=device)
     return model, config

@@ -151,3 +151,22 @@ def test_list_and_no_cache_flags(tmp_path, capsys) -> None:
     assert doc["cache_dir"] == str(tmp_path / "c")
     out = capsys.readouterr()
     assert "T2" in out.out and "[" in out.err  # verdict lines on stdout, progress on stderr
+
+
+def test_device_flag_reaches_every_training_run(tmp_path, capsys) -> None:
+    rc, cap = _run(
+        ["report", "--tier", "smoke", "--claims", "E3", "--device", "tpu",
+         "--out", str(tmp_path / "bad")], capsys,
+    )  # fmt: skip
+    assert rc == 2 and "device must be" in cap.err and "tpu" in cap.err
+    assert not (tmp_path / "bad").exists()
+    cache = tmp_path / "c"
+    args = ["report", "--tier", "smoke", "--claims", "E3", "--cache-dir", str(cache)]
+    assert main([*args, "--device", "auto", "--out", str(tmp_path / "a")]) == 0
+    doc = _doc(tmp_path / "a")
+    assert doc["device"] == "auto" and "--device auto" in doc["command"]
+    configs = [json.loads(p.read_text()) for p in cache.rglob("train/config.json")]
+    assert configs and all(c["device"] == "auto" for c in configs)
+    # Without the flag the tier's own device is used: new cache entries, not the "auto" ones.
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert _doc(tmp_path / "b")["cache_hits"] == []

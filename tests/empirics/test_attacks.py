@@ -570,6 +570,110 @@ def test_channels_last_gives_same_result(digits):
     assert a.is_contiguous() and torch.allclose(a, b, atol=1e-6)
 
 
+@pytest.mark.parametrize("restarts", [1, 2])
+@pytest.mark.parametrize("cl_attack", [False, True])
+@pytest.mark.parametrize("cl_input", [False, True])
+def test_result_keeps_the_input_memory_format(cl_input, cl_attack, restarts):
+    """x_adv comes back NCHW for NCHW input and channels_last for channels_last input, with
+    restarts too (their worst-case gather used to return NCHW)."""
+    torch.manual_seed(0)
+    model = build_model("lenet5", 4, (3, 8, 8)).to(memory_format=torch.channels_last)
+    x = torch.rand(6, 3, 8, 8)
+    if cl_input:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 4, (6,))
+    amp = torch.bfloat16 if cl_attack else None  # the GPU setting: bf16 with channels_last
+    out = PGD(0.1, 0.02, 2, restarts=restarts, channels_last=cl_attack, amp_dtype=amp)(model, x, y)
+    fmt = torch.channels_last if cl_input else torch.contiguous_format
+    assert out.is_contiguous(memory_format=fmt)
+    assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
+    assert float((out - x).abs().max()) <= 0.1 + TOL
+
+
+def _meta_batch(shape=(4, 3, 8, 8), channels_last=False):
+    x = torch.empty(shape, device="meta")
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, torch.empty(shape[0], dtype=torch.long, device="meta")
+
+
+@pytest.mark.parametrize(
+    ("make", "channels_last"),
+    [
+        (lambda: PGD(0.1, 0.02, 3), False),
+        (lambda: PGD(0.1, 0.02, 3, restarts=3, channels_last=True), True),
+        (lambda: PGD(0.1, 0.02, 3, restarts=2), True),
+        (lambda: PGD(0.5, 0.1, 3, norm="2", restarts=2), False),
+        (lambda: PGD(0.1, 0.02, 2, eval_mode=False), True),
+        (
+            lambda: PGD(0.1, 0.02, 2, loss_fn=lambda z, t: F.cross_entropy(z, t, reduction="none")),
+            False,
+        ),
+        (lambda: FGSMRS(0.1, 0.125, eval_mode=False), False),
+        (lambda: FGSM(0.1), True),
+        (lambda: TradesPGD(0.1, 0.02, 3, keep_best=True), True),
+    ],
+)
+def test_attacks_stay_on_device_without_host_syncs(make, channels_last):
+    """The same code on torch's ``meta`` device: a tensor created on the CPU and combined with
+    the batch (a device mismatch on CUDA) raises there, and so does every host synchronisation
+    (``.item()``, ``float()``, ``bool()``, ``.tolist()``), since meta tensors hold no values. So
+    the attack loops are device-generic and sync-free (validation, the one sync per call, is
+    switched off as a training loop does)."""
+    with torch.device("meta"):  # built there directly (no CPU initialisation)
+        model = build_model("preactresnet18", 10, (3, 8, 8))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    x, y = _meta_batch(channels_last=channels_last)
+    attack = make()
+    attack.validate = False
+    out = attack(model, x, y)
+    assert out.device.type == "meta" and out.shape == x.shape and out.dtype == x.dtype
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
+    # The meta check is able to fail: a sync is refused there.
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        float(out.sum())
+
+
+def test_generator_on_another_device_is_a_clear_error():
+    x, y = _meta_batch()
+    model = build_model("linear", 10, (3, 8, 8)).to("meta")
+    attack = PGD(0.1, 0.02, 1, generator=torch.Generator())
+    attack.validate = False
+    with pytest.raises(ValueError, match="generator"):
+        attack(model, x, y)
+
+
+def test_out_of_range_label_is_refused_before_it_indexes_anything():
+    """A label >= the number of outputs is a ValueError raised before any loss sees it (on
+    CUDA the loss's gather would be a device-side assert that poisons the process)."""
+    model = build_model("linear", 3, (1, 4, 4))
+    x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 3])
+    seen = []
+
+    def loss_fn(z, t):
+        seen.append(t)
+        return F.cross_entropy(z, t, reduction="none")
+
+    with pytest.raises(ValueError, match="y: every label must be below .* outputs \\(3\\)"):
+        PGD(0.1, 0.02, 2, loss_fn=loss_fn)(model, x, y)
+    assert seen == []
+    PGD(0.1, 0.02, 2, loss_fn=loss_fn)(model, x, y.clamp_max(2))
+    assert len(seen) == 3
+
+
+def test_linear_exact_attack_ignores_a_callers_bf16_autocast(digits):
+    """Under a trainer's bf16 autocast the exact attack still evaluates in full precision
+    (bf16 logits used to fail the affinity check)."""
+    torch.manual_seed(0)
+    model = build_model("linear", 10, digits.in_shape).eval()
+    x, y = digits.test_x[:16], digits.test_y[:16]
+    ref = LinearExactAttack(0.05)(model, x, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = LinearExactAttack(0.05)(model, x, y)
+    assert out.dtype == x.dtype and torch.equal(out, ref)
+
+
 # ------------------------------------------------------------------------------ bad input
 
 
@@ -672,3 +776,18 @@ def _l2_feasible_samples(x: torch.Tensor, eps: float, gen: torch.Generator) -> t
     direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-12)
     radius = eps * torch.rand(256, 1, generator=gen, dtype=torch.float64)
     return (x + radius * direction).clamp(0, 1)
+
+
+def test_perturb_in_batches_equals_one_call(trained_mlp, digits):
+    """Batch by batch gives each sample the result one whole-set call gives it (no random
+    start; PGD's per-sample update does not couple samples)."""
+    from empirics.attacks import perturb_in_batches
+
+    x, y = digits.test_x[:50], digits.test_y[:50]
+    attack = PGD(0.05, 0.0125, 3, random_start=False)
+    whole = attack(trained_mlp, x, y)
+    # (equal up to float rounding of the matmul at another batch size)
+    assert torch.allclose(perturb_in_batches(trained_mlp, attack, x, y, batch_size=16), whole)
+    assert torch.equal(perturb_in_batches(trained_mlp, attack, x, y, batch_size=64), whole)
+    with pytest.raises(ValueError, match="batch_size"):
+        perturb_in_batches(trained_mlp, attack, x, y, batch_size=0)

@@ -305,3 +305,21 @@ def test_augment_crop_flip_distribution_and_seed():
         augment_crop_flip(x, -1)
     with pytest.raises(ValueError, match="x must be"):
         augment_crop_flip(torch.rand(3, 8), 1)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_augment_keeps_memory_format_and_device(channels_last):
+    """Same values in either memory format, the input's format out; on ``meta`` (a stand-in
+    for CUDA: CPU-created index tensors or host syncs would raise there) the batch stays on
+    its device."""
+    x = torch.rand(64, 3, 6, 6)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    xf = x.contiguous(memory_format=fmt)
+    a = augment_crop_flip(x, 2, generator=torch.Generator().manual_seed(3))
+    b = augment_crop_flip(xf, 2, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and b.is_contiguous(memory_format=fmt)
+    xm = torch.empty(8, 3, 6, 6, device="meta").contiguous(memory_format=fmt)
+    out = augment_crop_flip(xm, 2)
+    assert out.device.type == "meta" and out.is_contiguous(memory_format=fmt)
+    with pytest.raises(ValueError, match="generator"):
+        augment_crop_flip(xm, 2, generator=torch.Generator())

@@ -253,3 +253,33 @@ def test_launcher_user_errors_exit_2(tmp_path, monkeypatch, capsys):
     _config().save(tmp_path / "ok.json")
     assert main(["--config", str(tmp_path / "ok.json"), "--run-dir", str(tmp_path / "r")]) == 2
     assert not (tmp_path / "r").exists()
+
+
+def test_step_stats_stay_on_the_loss_device():
+    """Per-step statistics are built on the loss's device (``meta`` here: a CPU tensor copied
+    in, or a host sync, would show there) and hold the right numbers (CPU)."""
+    from empirics.distributed import _step_stats
+
+    meta = torch.empty((), device="meta")
+    row = _step_stats(meta, None, torch.empty((), dtype=torch.int64, device="meta"), 3)
+    assert row.device.type == "meta" and row.dtype == torch.float32 and row.shape == (4,)
+    row = _step_stats(torch.tensor(0.5), torch.tensor(2), None, 4)
+    assert row.tolist() == [2.0, 2.0, 0.0, 0.0]
+    row = _step_stats(torch.tensor(float("nan")), 1, 2, 1)
+    assert row[1:].tolist() == [1.0, 2.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("device", "backend", "expected"),
+    [("cuda:1", "nccl", {"device_ids": [1]}), ("cpu", "gloo", {}), ("cuda:0", "gloo", {})],
+)
+def test_barrier_names_the_gpu_under_nccl_only(monkeypatch, device, backend, expected):
+    import torch.distributed as dist
+
+    from empirics.distributed import _barrier
+
+    calls = []
+    monkeypatch.setattr(dist, "get_backend", lambda *a, **k: backend)
+    monkeypatch.setattr(dist, "barrier", lambda **kw: calls.append(kw))
+    _barrier(torch.device(device))
+    assert calls == [expected]

@@ -154,6 +154,21 @@ def test_length_mismatch() -> None:
         )
 
 
+def test_label_beyond_the_outputs_is_refused_before_any_loss() -> None:
+    """On CUDA the loss's gather would be a device-side assert; here it is a ValueError raised
+    before any loss is evaluated."""
+    calls = []
+
+    def loss_fn(z, t):
+        calls.append(1)
+        return torch.nn.functional.cross_entropy(z, t, reduction="none")
+
+    y = torch.tensor([0, 1, 2, 0])
+    with pytest.raises(ValueError, match="y: every label must be below"):
+        input_landscape(torch.nn.Linear(3, 2), torch.rand(4, 3), y, [0.1], loss_fn=loss_fn)
+    assert calls == []
+
+
 class _Ctx:
     def __init__(self, model: torch.nn.Module, epoch: int) -> None:
         self.model, self.epoch = model, epoch

@@ -122,3 +122,24 @@ def test_run_dir_contents(tmp_path):
     ckpt = load_checkpoint(res.last_checkpoint)
     assert set(ckpt) >= {"model", "optimizer", "scheduler", "rng", "te_bank", "train_labels"}
     assert set(ckpt["rng"]) == {"torch", "cuda", "numpy", "python", "generators"}
+
+
+def test_tensor_metrics_are_written_with_non_finite_values_as_null(tmp_path):
+    """A callback may return tensors (on any device, bf16 included) or numpy values; NaN/inf
+    among them become null instead of failing the write after a whole epoch of work."""
+    import numpy as np
+
+    from empirics.runs import append_jsonl, read_jsonl, run_info
+
+    path = tmp_path / "m.jsonl"
+    row = {
+        "a": torch.tensor(float("nan")),
+        "b": torch.tensor([1.5, float("inf")], dtype=torch.bfloat16),
+        "c": np.float32(2.0),
+        "d": torch.tensor(3),
+        "e": [0.5, float("nan")],
+    }
+    append_jsonl(path, [row])
+    assert read_jsonl(path) == [{"a": None, "b": [1.5, None], "c": 2.0, "d": 3, "e": [0.5, None]}]
+    info = run_info(TrainConfig())
+    assert info["device"] == "cpu" and info["gpus"] == [] and "cuda" in info

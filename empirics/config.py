@@ -29,9 +29,18 @@ SCHEDULES: tuple[str, ...] = ("constant", "piecewise", "multistep", "cosine", "c
 NORMS: tuple[str, ...] = ("inf", "2")
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+#: ``torch.compile`` modes; ``"reduce-overhead"`` captures CUDA graphs (CUDA only).
+COMPILE_MODES: tuple[str, ...] = (
+    "default",
+    "reduce-overhead",
+    "max-autotune",
+    "max-autotune-no-cudagraphs",
+)
 #: Fields that may differ between a run and its resumption (they change where and how fast a
 #: run computes, not what it computes).
-RESUME_MUTABLE_FIELDS: frozenset[str] = frozenset({"device", "num_threads", "compile"})
+RESUME_MUTABLE_FIELDS: frozenset[str] = frozenset(
+    {"device", "num_threads", "compile", "compile_mode"}
+)
 
 
 @dataclass
@@ -74,7 +83,8 @@ class TrainConfig:
     epochs: int = 10  # passes over the training split
     batch_size: int = 128  # examples per optimisation step
     optimizer: str = "sgd"  # one of OPTIMIZERS
-    lr: float = 0.1  # peak learning rate (per step, not scaled by batch size)
+    lr: float = 0.1  # peak learning rate at lr_reference_batch (as given if that is None)
+    lr_reference_batch: int | None = None  # linear scaling: peak lr = lr·batch_size/this
     momentum: float = 0.9  # SGD momentum (ignored by adam)
     nesterov: bool = False  # Nesterov momentum for SGD
     weight_decay: float = 5e-4  # L2 weight decay coefficient (coupled, as torch.optim.SGD)
@@ -98,7 +108,8 @@ class TrainConfig:
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto"
     precision: str = "fp32"  # "fp32" or "bf16" (torch.autocast; meant for CUDA)
     channels_last: bool = False  # NHWC memory format (CUDA speed)
-    compile: bool = False  # torch.compile the model
+    compile: bool = False  # torch.compile the model (training step and its attack)
+    compile_mode: str = "default"  # one of COMPILE_MODES; "reduce-overhead" = CUDA graphs
     num_threads: int | None = None  # torch CPU threads (None = torch default)
 
     def __post_init__(self) -> None:
@@ -113,6 +124,7 @@ class TrainConfig:
         _choice("norm", self.norm, NORMS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("precision", self.precision, PRECISIONS)
+        _choice("compile_mode", self.compile_mode, COMPILE_MODES)
         _choice("select_mode", self.select_mode, ("max", "min"))
         # Names are checked here, before any run directory is created.
         from empirics.data import DATASET_NAMES
@@ -146,6 +158,8 @@ class TrainConfig:
         _at_least("epochs", self.epochs, 1)
         _at_least("batch_size", self.batch_size, 1)
         _at_least("lr", self.lr, 0.0)
+        if self.lr_reference_batch is not None:
+            _at_least("lr_reference_batch", self.lr_reference_batch, 1)
         _in_closed("momentum", self.momentum, 0.0, 1.0)
         _at_least("weight_decay", self.weight_decay, 0.0)
         if any(m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
@@ -188,6 +202,18 @@ class TrainConfig:
         if self.eval_attack_step_size is not None:
             return self.eval_attack_step_size
         return self.epsilon / 4.0 if self.epsilon > 0 else 1.0
+
+    @property
+    def peak_lr(self) -> float:
+        """Peak learning rate of the schedule: ``lr``, linearly scaled to the batch size.
+
+        With ``lr_reference_batch = B₀`` the peak is ``lr · batch_size / B₀`` (the linear
+        scaling rule of Goyal et al. 2017; Pang et al. 2021 find batch size insignificant
+        for PGD-AT under it, ``notes/speed-and-library-anchors.md`` §1.4).
+        """
+        if self.lr_reference_batch is None:
+            return self.lr
+        return self.lr * self.batch_size / self.lr_reference_batch
 
     @property
     def is_adversarial(self) -> bool:

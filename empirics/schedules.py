@@ -145,7 +145,7 @@ def schedule_from_config(config: TrainConfig) -> Schedule:
     """Return the :class:`Schedule` a :class:`empirics.config.TrainConfig` describes."""
     return Schedule(
         name=config.schedule,
-        lr_max=config.lr,
+        lr_max=config.peak_lr,
         epochs=config.epochs,
         milestones=tuple(config.milestones),
         gamma=config.lr_gamma,

@@ -276,6 +276,74 @@ def build_eval_attack(config: TrainConfig):
     )
 
 
+def compiled_step_model(model: nn.Module, config: TrainConfig) -> nn.Module:
+    """Return the module the training step (attack included) calls: ``model`` or its compile.
+
+    ``torch.compile(model, mode=config.compile_mode)`` shares parameters and buffers with
+    ``model`` (checkpoints and evaluation keep using ``model`` itself, so state-dict keys carry
+    no ``_orig_mod.`` prefix). The attack toggles eval mode and ``requires_grad``, which
+    compiles one graph per combination on first use and reuses it afterwards.
+    """
+    if not config.compile:
+        return model
+    return torch.compile(model, mode=config.compile_mode)
+
+
+def training_batch(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    index: torch.Tensor,
+    config: TrainConfig,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the batch ``index`` of the on-device training set, augmented on its device.
+
+    Random crop + flip (:func:`empirics.data.augment_crop_flip`) when ``config.augment``, in
+    the configured memory format.
+    """
+    xb, yb = train_x[index], train_y[index]
+    if config.augment:
+        from empirics.data import augment_crop_flip
+
+        xb = augment_crop_flip(xb, padding=config.augment_padding, generator=generator)
+        xb = _to_memory_format(xb, config)
+    return xb, yb
+
+
+def training_step(
+    config: TrainConfig,
+    step_model: nn.Module,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    index: torch.Tensor,
+    epoch: int,
+    bank: TEBank | None,
+    autocast: Any,
+    lr: float,
+) -> tuple[StepOutput, torch.Tensor | None]:
+    """Run one optimisation step of ``config.method``; return its output and gradient norm.
+
+    ``step_model`` computes (``model`` or :func:`compiled_step_model`), ``model`` owns the
+    parameters. When the loss is not finite nothing is updated and the norm is ``None`` (the
+    check reads one scalar from the device per step).
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    with autocast:
+        out = method_step(config, step_model, x, y, index, epoch, bank)
+    if not torch.isfinite(out.loss.detach()):
+        return out, None
+    out.loss.backward()
+    gnorm = global_grad_norm(model)
+    if config.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return out, gnorm
+
+
 def _autocast(config: TrainConfig, device: torch.device):
     if config.precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
@@ -382,6 +450,7 @@ def method_step(
             eval_mode=config.attack_eval_mode,
             keep_best=False,  # the official trainers train on the last iterate
         )
+        attack.validate = False  # data checked once in prepare_data; saves a sync per step
         x_adv = attack(model, x, y)
         model.train()
         logits_adv = model(x_adv).float()
@@ -393,6 +462,7 @@ def method_step(
 
     if method == "fgsm-rs":
         attack = FGSMRS(config.epsilon, config.fgsm_step_size, eval_mode=config.attack_eval_mode)
+        attack.validate = False  # data checked once in prepare_data; saves a sync per step
         x_adv = attack(model, x, y)
         model.train()
         logits_adv = model(x_adv).float()
@@ -408,6 +478,7 @@ def method_step(
         loss_fn=trades_loss,
         eval_mode=config.attack_eval_mode,
     )
+    attack.validate = False  # data checked once in prepare_data; saves a sync per step
     x_adv = attack(model, x, y)
     model.train()
     logits_nat = model(x).float()
@@ -445,8 +516,10 @@ def evaluate(
     device = next(model.parameters()).device
     autocast = _autocast(config, device) if config is not None else contextlib.nullcontext()
     n = len(y)
-    sums = {"clean_correct": 0.0, "clean_loss": 0.0, "robust_correct": 0.0, "robust_loss": 0.0}
-    extra_correct = dict.fromkeys(y_extra or {}, 0.0)
+    # Summed on the device in float64 (as the former Python-float sums): one sync at the end.
+    zero = torch.zeros((), dtype=torch.float64, device=device)
+    sums = dict.fromkeys(("clean_correct", "clean_loss", "robust_correct", "robust_loss"), zero)
+    extra_correct = dict.fromkeys(y_extra or {}, zero)
     try:
         for start in range(0, n, batch_size):
             xb = x[start : start + batch_size]
@@ -455,20 +528,24 @@ def evaluate(
                 xb = _to_memory_format(xb, config)
             with torch.no_grad(), autocast:
                 logits = model(xb).float()
-            sums["clean_correct"] += float((logits.argmax(1) == yb).sum())
-            sums["clean_loss"] += float(F.cross_entropy(logits, yb, reduction="sum"))
+            sums["clean_correct"] = sums["clean_correct"] + (logits.argmax(1) == yb).sum()
+            sums["clean_loss"] = sums["clean_loss"] + F.cross_entropy(logits, yb, reduction="sum")
             for key, labels in (y_extra or {}).items():
                 lb = labels[start : start + batch_size]
-                extra_correct[key] += float((logits.argmax(1) == lb).sum())
+                extra_correct[key] = extra_correct[key] + (logits.argmax(1) == lb).sum()
             if attack is not None:
                 with autocast:
                     x_adv = attack(model, xb, yb)
                 with torch.no_grad(), autocast:
                     logits_adv = model(x_adv).float()
-                sums["robust_correct"] += float((logits_adv.argmax(1) == yb).sum())
-                sums["robust_loss"] += float(F.cross_entropy(logits_adv, yb, reduction="sum"))
+                sums["robust_correct"] = sums["robust_correct"] + (logits_adv.argmax(1) == yb).sum()
+                sums["robust_loss"] = sums["robust_loss"] + F.cross_entropy(
+                    logits_adv, yb, reduction="sum"
+                )
     finally:
         model.train(was_training)
+    sums = {k: float(v) for k, v in sums.items()}
+    extra_correct = {k: float(v) for k, v in extra_correct.items()}
     out = {
         "clean_acc": sums["clean_correct"] / n,
         "clean_loss": sums["clean_loss"] / n,
@@ -483,9 +560,10 @@ def evaluate(
 
 def global_grad_norm(model: nn.Module) -> torch.Tensor:
     """Return ``sqrt(Σ_p ‖∇_p L‖²)`` over all parameters with a gradient (SPEC E4)."""
-    norms = [p.grad.detach().float().norm() for p in model.parameters() if p.grad is not None]
-    if not norms:
-        return torch.zeros(())
+    params = list(model.parameters())
+    norms = [p.grad.detach().float().norm() for p in params if p.grad is not None]
+    if not norms:  # on the parameters' device: stacked with the other steps' norms
+        return torch.zeros((), device=params[0].device if params else None)
     return torch.linalg.vector_norm(torch.stack(norms))
 
 
@@ -703,7 +781,7 @@ def train(
     train_x, train_y, train_y_orig = t.train_x, t.train_y, t.train_y_orig
     test_x, test_y, val, eval_train_idx = t.test_x, t.test_y, t.val, t.eval_train_idx
 
-    step_model = torch.compile(model) if config.compile else model
+    step_model = compiled_step_model(model, config)
     eval_attack = build_eval_attack(config)
     n_train = len(train_y)
     steps_per_epoch = math.ceil(n_train / config.batch_size)
@@ -731,22 +809,13 @@ def train(
         model.train()
         for i in range(steps_per_epoch):
             idx = perm[i * config.batch_size : (i + 1) * config.batch_size]
-            xb, yb = train_x[idx], train_y[idx]
-            if config.augment:
-                from empirics.data import augment_crop_flip
-
-                xb = augment_crop_flip(
-                    xb, padding=config.augment_padding, generator=generators["augment"]
-                )
-                xb = _to_memory_format(xb, config)
+            xb, yb = training_batch(train_x, train_y, idx, config, generators["augment"])
             lr = schedule.lr_at(global_step, steps_per_epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
-            with autocast:
-                out = method_step(config, step_model, xb, yb, idx, epoch, bank)
+            out, gnorm = training_step(
+                config, step_model, model, optimizer, xb, yb, idx, epoch, bank, autocast, lr
+            )
             loss = out.loss
-            if not torch.isfinite(loss.detach()):
+            if gnorm is None:
                 runs.set_status(
                     paths, "failed", reason=f"non-finite loss at epoch {epoch}, step {i}"
                 )
@@ -760,11 +829,6 @@ def train(
                     + (f"{paths.last} (epoch {epoch - 1}). " if epoch > 1 else "none yet. ")
                     + "Lower lr, or check the data and attack settings."
                 )
-            loss.backward()
-            gnorm = global_grad_norm(model)
-            if config.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
             losses.append(loss.detach())
             sizes.append(len(yb))
             gnorms.append(gnorm)

@@ -40,6 +40,7 @@ FLAG_CASES = {
     "batch_size": (["16"], 16),
     "optimizer": (["adam"], "adam"),
     "lr": (["0.01"], 0.01),
+    "lr_reference_batch": (["128"], 128),
     "momentum": (["0.5"], 0.5),
     "nesterov": ([], True),
     "weight_decay": (["0"], 0.0),
@@ -62,6 +63,7 @@ FLAG_CASES = {
     "precision": (["bf16"], "bf16"),
     "channels_last": ([], True),
     "compile": ([], True),
+    "compile_mode": (["reduce-overhead"], "reduce-overhead"),
     "num_threads": (["2"], 2),
 }
 # norm "2" is only valid for non-TRADES methods: the resolved config must still validate.

@@ -107,3 +107,15 @@ def test_bad_step_arguments():
         s.lr_at(-1, 2)
     with pytest.raises(ValueError, match="steps_per_epoch"):
         s.lr_at(0, 0)
+
+
+def test_linear_lr_scaling_to_the_batch_size():
+    # Goyal et al. 2017: lr 0.1 at batch 128 becomes 0.4 at batch 512 (Bag of Tricks: 256→0.2).
+    c = TrainConfig(schedule="constant", lr=0.1, batch_size=512, lr_reference_batch=128)
+    assert c.peak_lr == pytest.approx(0.4)
+    assert schedule_from_config(c).lr_at(0, 1) == pytest.approx(0.4)
+    c = TrainConfig(schedule="constant", lr=0.1, batch_size=256, lr_reference_batch=128)
+    assert schedule_from_config(c).lr_at(0, 1) == pytest.approx(0.2)
+    assert TrainConfig(lr=0.1, batch_size=512).peak_lr == 0.1  # off by default
+    with pytest.raises(ValueError, match="lr_reference_batch must be >= 1"):
+        TrainConfig(lr_reference_batch=0)

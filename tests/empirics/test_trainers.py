@@ -15,6 +15,7 @@ from empirics.runs import load_metrics, load_steps
 from empirics.trainers import (
     NonFiniteLossError,
     TEBank,
+    compiled_step_model,
     evaluate,
     global_grad_norm,
     method_step,
@@ -362,3 +363,57 @@ def test_robust_train_accuracy_is_over_the_full_training_set(tmp_path):
     assert full.metrics[0]["train_eval_n"] == 96
     part = TrainConfig(**{**TINY, "epochs": 1}, eval_train_size=10)
     assert train(part, tmp_path / "p", progress=False).metrics[0]["train_eval_n"] == 10
+
+
+def test_compiled_training_matches_eager_and_checkpoints_plain_keys(tmp_path):
+    from empirics.checkpoint import load_checkpoint
+
+    cfg = dict(TINY, epochs=1, n_train=64, eval_train_size=32)
+    eager = train(TrainConfig(**cfg), tmp_path / "eager", progress=False)
+    comp = train(
+        TrainConfig(**cfg, compile=True, compile_mode="max-autotune-no-cudagraphs"),
+        tmp_path / "compiled",
+        progress=False,
+    )
+    a, b = eager.metrics[-1], comp.metrics[-1]
+    # Same math; inductor may fuse/reorder float ops, so equal up to rounding.
+    assert b["train_objective"] == pytest.approx(a["train_objective"], rel=1e-4, abs=1e-5)
+    assert b["test_clean_acc"] == pytest.approx(a["test_clean_acc"], abs=1 / 64)
+    keys = load_checkpoint(comp.last_checkpoint)["model"].keys()
+    assert keys and not any(k.startswith("_orig_mod.") for k in keys)
+
+
+def test_compiled_step_model_is_the_model_itself_without_compile():
+    model = torch.nn.Linear(3, 2)
+    assert compiled_step_model(model, TrainConfig()) is model
+
+
+def test_compiled_pgd_step_compiles_once_and_then_reuses_its_graphs():
+    # The attack toggles eval mode and requires_grad on every step; after the first steps
+    # those graph variants are cached, so later steps must not compile anything new.
+    from torch._dynamo.utils import counters
+
+    from empirics.models import build_model
+    from empirics.trainers import _autocast, training_step
+
+    torch._dynamo.reset()
+    counters.clear()
+    cfg = TrainConfig(
+        method="pgd", epsilon=8 / 255, attack_step_size=2 / 255, attack_steps=2, compile=True,
+        model="lenet5", precision="bf16",
+        channels_last=True,
+    )  # fmt: skip
+    model = build_model("lenet5", 10, (3, 32, 32)).to(memory_format=torch.channels_last)
+    step_model = compiled_step_model(model, cfg)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.rand(8, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (8,))
+    args = (x, y, torch.arange(8), 1, None, _autocast(cfg, x.device), 0.01)
+    for _ in range(2):
+        training_step(cfg, step_model, model, opt, *args)
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs >= 1
+    for _ in range(3):
+        out, gnorm = training_step(cfg, step_model, model, opt, *args)
+        assert gnorm is not None and torch.isfinite(out.loss)
+    assert counters["stats"]["unique_graphs"] == graphs

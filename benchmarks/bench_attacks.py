@@ -19,6 +19,11 @@ attack adds). The reported time is the median over ``--repeats`` timed runs afte
 ``--warmup`` untimed ones, the three attacks interleaved; on CUDA every run is bracketed
 by ``torch.cuda.synchronize()``.
 Throughput is attacked images per second; ``ratio = ours / torchattacks``.
+
+Where torchattacks is not installed (e.g. a bare GPU image) the baseline is
+``restated_torchattacks_pgd`` of ``bench_at_epoch.py`` (torchattacks' PGD loop restated, without
+its input checks), named in ``baseline``; with ``--no-torchattacks`` only our two
+configurations are timed and the baseline row and the ratios are ``null``.
 """
 
 from __future__ import annotations
@@ -65,7 +70,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--no-torchattacks",
+        action="store_true",
+        help="time only our PGD (no torchattacks baseline)",
+    )
     return p
+
+
+def _baseline(
+    model: torch.nn.Module, args: argparse.Namespace
+) -> tuple[str | None, str | None, Callable[[torch.Tensor, torch.Tensor], object] | None]:
+    """``(baseline name, torchattacks version, attack(x, y))``: torchattacks.PGD, else its
+    restatement from ``bench_at_epoch.py``; all None with ``--no-torchattacks``."""
+    if args.no_torchattacks:
+        return None, None, None
+    try:
+        import torchattacks
+    except ImportError:
+        import importlib.util
+        import pathlib
+
+        path = pathlib.Path(__file__).resolve().with_name("bench_at_epoch.py")
+        spec = importlib.util.spec_from_file_location("bench_at_epoch", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+
+        def restated(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return mod.restated_torchattacks_pgd(model, x, y, args.eps, args.alpha, args.steps)
+
+        return "restated torchattacks.PGD (torchattacks not installed)", None, restated
+    theirs = torchattacks.PGD(model, eps=args.eps, alpha=args.alpha, steps=args.steps)
+    return f"torchattacks {torchattacks.__version__}", torchattacks.__version__, theirs
 
 
 def _timed_interleaved(
@@ -101,8 +137,6 @@ def _device_name(device: torch.device) -> str:
 
 def run(args: argparse.Namespace) -> dict:
     """Time both attacks and return the JSON-ready result."""
-    import torchattacks
-
     from empirics.attacks import PGD
     from empirics.models import build_model
 
@@ -118,7 +152,7 @@ def run(args: argparse.Namespace) -> dict:
     x = torch.rand((args.batch,) + tuple(args.shape), device=device)
     y = torch.randint(0, args.classes, (args.batch,), device=device)
 
-    theirs = torchattacks.PGD(model, eps=args.eps, alpha=args.alpha, steps=args.steps)
+    baseline, ta_version, theirs = _baseline(model, args)
     parity = PGD(args.eps, args.alpha, args.steps, keep_best=False)
     ours = PGD(
         args.eps,
@@ -128,14 +162,16 @@ def run(args: argparse.Namespace) -> dict:
         amp_dtype=torch.bfloat16 if args.precision == "bf16" else None,
         channels_last=args.channels_last,
     )
-    t_theirs, t_parity, t_ours = _timed_interleaved(
-        [lambda: theirs(x, y), lambda: parity(model, x, y), lambda: ours(model, x, y)],
-        device,
-        args.warmup,
-        args.repeats,
-    )
+    fns: list[Callable[[], object]] = [lambda: parity(model, x, y), lambda: ours(model, x, y)]
+    if theirs is not None:
+        fns.append(lambda: theirs(x, y))
+    times = _timed_interleaved(fns, device, args.warmup, args.repeats)
+    t_parity, t_ours = times[0], times[1]
+    t_theirs = times[2] if theirs is not None else None
 
-    def row(seconds: float) -> dict:
+    def row(seconds: float | None) -> dict | None:
+        if seconds is None:
+            return None
         return {"seconds_per_batch": seconds, "images_per_s": args.batch / seconds}
 
     return {
@@ -144,7 +180,8 @@ def run(args: argparse.Namespace) -> dict:
         "device_name": _device_name(device),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "torchattacks": torchattacks.__version__,
+        "torchattacks": ta_version,
+        "baseline": baseline,
         "model": args.model,
         "in_shape": list(args.shape),
         "batch": args.batch,
@@ -164,8 +201,8 @@ def run(args: argparse.Namespace) -> dict:
                 "keep_best": args.keep_best,
             },
         },
-        "ratio_parity": t_theirs / t_parity,
-        "ratio": t_theirs / t_ours,
+        "ratio_parity": None if t_theirs is None else t_theirs / t_parity,
+        "ratio": None if t_theirs is None else t_theirs / t_ours,
     }
 
 

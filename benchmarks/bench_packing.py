@@ -8,8 +8,9 @@ most of a GPU idle (kernel-launch bound).
 
 Evidence: wall-clock of the whole sweep in each mode, process start-up and data loading
 included (they are part of what a user waits for); both modes write real run folders and
-their final metrics are compared run by run (packing must not change results: on CPU they are
-equal bit for bit, on CUDA up to non-deterministic kernels). Prints one JSON object.
+their final metrics are compared run by run (packing must not change results: on CPU with
+``--same-threads`` they are equal bit for bit; with different thread counts, or on CUDA with
+non-deterministic kernels, up to float reduction order). Prints one JSON object.
 
 On CUDA, NVIDIA MPS (``nvidia-cuda-mps-control -d``) lets the packed processes' kernels run
 concurrently instead of time-sliced; the benchmark reports whether it found MPS running.
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> dict:
     # On CPU, split the cores between packed workers (no oversubscription); the sequential
     # sweep gets all of them.
     packed_threads = None if cuda else max(1, cores // args.runs)
-    seq_threads = None if cuda else cores
+    seq_threads = None if cuda else (packed_threads if args.same_threads else cores)
     seeds = list(range(args.runs))
     with tempfile.TemporaryDirectory(prefix="bench_packing_") as tmp:
         root = pathlib.Path(tmp)
@@ -85,6 +86,8 @@ def run(args: argparse.Namespace) -> dict:
         "device_name": torch.cuda.get_device_name(0) if cuda else "cpu",
         "torch": torch.__version__,
         "cpu_cores": cores,
+        "threads_sequential": seq_threads,
+        "threads_packed": packed_threads,
         "mps_running": _mps_running() if cuda else None,
         "runs": args.runs,
         "config": base_config(args, packed_threads).to_dict(),
@@ -110,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epsilon", type=float, default=0.1, help="ℓ∞ radius, pixel units")
     parser.add_argument("--n-train", type=int, default=None, help="training examples kept")
     parser.add_argument("--n-test", type=int, default=None, help="test examples kept")
+    parser.add_argument(
+        "--same-threads", action="store_true",
+        help="CPU: give the sequential runs the packed runs' thread count (then their metrics "
+        "must be equal bit for bit; by default sequential runs use every core, which changes "
+        "float reduction order and can move a metric by one example)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda requested but CUDA is not available")

@@ -12,11 +12,13 @@ robust accuracy (a difference within about 2 SE is not distinguishable at this n
 Reading it: "attack strength unchanged" means the bf16 attack's robust accuracy is not
 higher than the fp32 attack's beyond noise (a weaker attack would *overstate* robustness);
 "training unchanged" means the bf16-trained model's fp32-attack robust accuracy is close to
-the fp32-trained one's. Prints one JSON object.
+the fp32-trained one's. A model whose clean accuracy is not above the majority-class rate is
+flagged ``trivial_model`` (e.g. PGD-AT at ε = 0.3 that never left chance): both attacks then
+agree for a vacuous reason. Prints one JSON object.
 
     python benchmarks/bf16_attack_strength.py                       # CPU, digits, MLP
     python benchmarks/bf16_attack_strength.py --device cuda --dataset mnist10k --model lenet5 \\
-        --epsilon 0.3 --epochs 10
+        --epsilon 0.1 --epochs 10
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ import sys
 import tempfile
 
 import torch
+
+#: Clean accuracy within this of the majority-class rate marks a model as trivial (accuracy
+#: units; 1 point).
+TRIVIAL_MARGIN = 0.01
 
 
 def _train(args: argparse.Namespace, precision: str, channels_last: bool, root: pathlib.Path):
@@ -115,6 +121,7 @@ def run(args: argparse.Namespace) -> dict:
             a32, a16 = float(v32.float().mean()), float(v16.float().mean())
             with torch.no_grad():
                 clean = float((model(x).float().argmax(1) == y).float().mean())
+            majority = float(torch.bincount(y).max()) / n
             report["models"][name] = {
                 "training_precision": precision,
                 "channels_last": cl,
@@ -125,6 +132,10 @@ def run(args: argparse.Namespace) -> dict:
                 "bf16_minus_fp32": a16 - a32,
                 "verdicts_differing": int((v32 != v16).sum()),
                 "standard_error_fp32": math.sqrt(max(a32 * (1 - a32), 1e-12) / n),
+                "majority_class_rate": majority,
+                # A model no better than the majority class (training failed to start) makes
+                # both attacks trivially equal: the comparison then says nothing.
+                "trivial_model": clean <= majority + TRIVIAL_MARGIN,
             }
     m = report["models"]
     report["training_bf16_minus_fp32_under_fp32_attack"] = (

@@ -73,7 +73,7 @@ wrn)
   ;;
 bf16)
   timeout 580 "$py" benchmarks/bf16_attack_strength.py --device cuda --dataset mnist10k \
-    --model lenet5 --epsilon 0.3 --epochs 10 > "$OUT/bf16_attack_strength.json"
+    --model lenet5 --epsilon 0.1 --epochs 10 > "$OUT/bf16_attack_strength.json"
   cat "$OUT/bf16_attack_strength.json"
   ;;
 packing)

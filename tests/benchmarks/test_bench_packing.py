@@ -14,12 +14,14 @@ def _module():
 
 def test_packed_sweep_reproduces_the_sequential_one(capsys):
     bench = _module()
-    argv = ["--runs", "2", "--n-train", "64", "--n-test", "32", "--batch-size", "32"]
+    argv = ["--runs", "2", "--n-train", "64", "--n-test", "32", "--batch-size", "32",
+            "--same-threads"]  # fmt: skip
     assert bench.main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["failed"] == []
     assert out["metrics_compared"] >= 4
-    # On CPU, packing (separate processes, split threads) must not change any result.
+    # On CPU with equal thread counts, packing (separate processes) must not change anything.
+    assert out["threads_sequential"] == out["threads_packed"]
     assert out["max_abs_metric_difference_seq_vs_packed"] == 0.0
     assert out["speedup_packed_vs_sequential"] == pytest.approx(
         out["sequential_s"] / out["packed_s"]

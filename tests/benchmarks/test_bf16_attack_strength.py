@@ -25,6 +25,8 @@ def test_report_is_consistent(capsys):
         assert row["verdicts_differing"] >= round(abs(diff) * n)
         assert 0 <= row["robust_acc_fp32_attack"] <= row["clean_acc"] + 0.05
     assert out["models"]["trained_bf16"]["training_precision"] == "bf16"
+    for row in out["models"].values():
+        assert row["trivial_model"] == (row["clean_acc"] <= row["majority_class_rate"] + 0.01)
 
 
 def test_the_same_attack_twice_gives_the_same_verdicts():

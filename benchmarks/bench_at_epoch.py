@@ -339,6 +339,7 @@ def measure_interleaved(jobs, args, device, data, flops, peak, nominal_floor, re
     error and dropped; the others go on. ``record`` is saved after every stage (``--out``).
     """
     steps: dict[tuple[str, str], Any] = {}
+    warmup_info: dict[tuple[str, str], dict[str, float]] = {}
     for side, name, make_step in jobs:
         config = _config(args, VARIANTS[name])
         before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
@@ -354,10 +355,11 @@ def measure_interleaved(jobs, args, device, data, flops, peak, nominal_floor, re
             record[side][name] = {"error": _error_text(exc)}
         else:
             steps[(side, name)] = step
-            record[side][name] = {"warmup_wall_s": time.perf_counter() - t0}
+            info = warmup_info[(side, name)] = {"warmup_wall_s": time.perf_counter() - t0}
             if device.type == "cuda":
                 peak_mem = torch.cuda.max_memory_allocated(device) - before
-                record[side][name]["peak_memory_gib_own"] = peak_mem / 2**30
+                info["peak_memory_gib_own"] = peak_mem / 2**30
+            record[side][name] = dict(info)
         _save_partial(args.out, record)
     per_round = max(1, args.iters // args.rounds)
     times: dict[tuple[str, str], list[float]] = {key: [] for key in steps}
@@ -369,12 +371,8 @@ def measure_interleaved(jobs, args, device, data, flops, peak, nominal_floor, re
                 record[key[0]][key[1]] = {"error": _error_text(exc)}
                 del steps[key], times[key]
                 continue
-            extra = {
-                k: v for k, v in record[key[0]][key[1]].items() if k.startswith(("warm", "peak_m"))
-            }
-            record[key[0]][key[1]] = {
-                **_row(times[key], args, flops, peak, nominal_floor), **extra,
-            }  # fmt: skip
+            row = _row(times[key], args, flops, peak, nominal_floor)
+            record[key[0]][key[1]] = {**row, **warmup_info[key]}
         _save_partial(args.out, record)
 
 

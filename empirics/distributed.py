@@ -66,12 +66,14 @@ from empirics.trainers import (
     NonFiniteLossError,
     TEBank,
     _state_payload,
+    apply_callbacks,
     build_eval_attack,
     device_tensors,
     evaluate,
     global_grad_norm,
     initial_state,
     method_step,
+    select_best,
     te_weight,
 )
 
@@ -458,30 +460,11 @@ def _train(
                 eval_attack=eval_attack,
                 te_bank=bank,
             )
-            for cb in callbacks:
-                was_training = module.training
-                added = cb(ctx) or {}
-                module.train(was_training)
-                clash = set(added) & set(row_out)
-                if clash:
-                    raise ValueError(f"callback {cb!r} returned metric names already used: {clash}")
-                row_out.update(added)
-            best_path = None
-            if config.select_metric is not None:
-                value = row_out.get(config.select_metric)
-                if value is not None and (
-                    not best
-                    or (config.select_mode == "max" and value > best["value"])
-                    or (config.select_mode == "min" and value < best["value"])
-                ):
-                    on = config.select_metric.split("_", 1)[0]
-                    best = {
-                        "metric": config.select_metric,
-                        "value": value,
-                        "epoch": epoch,
-                        "selected_on": {"test": "test", "val": "validation"}.get(on, "train"),
-                    }
-                    best_path = paths.best(config)
+            apply_callbacks(callbacks, ctx, module, row_out)
+            # No raise for a missing metric here: rank 0 raising alone would leave the other
+            # ranks waiting in the next collective.
+            best, is_new_best = select_best(config, row_out, epoch, best, require_metric=False)
+            best_path = paths.best(config) if is_new_best else None
             row_out["is_best"] = bool(best) and best.get("epoch") == epoch
             runs.append_jsonl(
                 paths.steps,

@@ -726,6 +726,63 @@ def device_tensors(data: Any, config: TrainConfig, device: torch.device) -> Devi
     )
 
 
+def apply_callbacks(
+    callbacks: Sequence[Callback], ctx: EpochContext, model: nn.Module, row: dict[str, Any]
+) -> None:
+    """Add each callback's metrics to ``row`` (the model's train/eval mode is restored).
+
+    Raises ValueError when a callback returns a metric name ``row`` already has.
+    """
+    for cb in callbacks:
+        was_training = model.training
+        added = cb(ctx) or {}
+        model.train(was_training)
+        clash = set(added) & set(row)
+        if clash:
+            raise ValueError(f"callback {cb!r} returned metric names already used: {clash}")
+        row.update(added)
+
+
+def select_best(
+    config: TrainConfig,
+    row: dict[str, Any],
+    epoch: int,
+    best: dict[str, Any],
+    *,
+    require_metric: bool,
+) -> tuple[dict[str, Any], bool]:
+    """Return the best-epoch record after ``row`` and whether ``epoch`` is the new best.
+
+    The record names ``config.select_metric``, its value, the epoch and the split it was
+    selected on (test / validation / train). With ``require_metric``, an evaluated epoch
+    whose row lacks the metric raises ValueError listing the available ones.
+    """
+    if config.select_metric is None:
+        return best, False
+    value = row.get(config.select_metric)
+    if value is None:
+        if require_metric and epoch % config.eval_every == 0:
+            raise ValueError(
+                f"select_metric={config.select_metric!r} is not a metric of this run; "
+                f"available: {sorted(row)}"
+            )
+        return best, False
+    better = (
+        not best
+        or (config.select_mode == "max" and value > best["value"])
+        or (config.select_mode == "min" and value < best["value"])
+    )
+    if not better:
+        return best, False
+    split = config.select_metric.split("_", 1)[0]
+    return {
+        "metric": config.select_metric,
+        "value": value,
+        "epoch": epoch,
+        "selected_on": {"test": "test", "val": "validation"}.get(split, "train"),
+    }, True
+
+
 def train(
     config: TrainConfig,
     run_dir: str | pathlib.Path,
@@ -897,40 +954,10 @@ def train(
             train_y=train_y, train_y_original=train_y_orig, test_x=test_x, test_y=test_y,
             metrics=dict(row), run_dir=paths.root, eval_attack=eval_attack, te_bank=bank,
         )  # fmt: skip
-        for cb in callbacks:
-            was_training = model.training
-            added = cb(ctx) or {}
-            model.train(was_training)
-            clash = set(added) & set(row)
-            if clash:
-                raise ValueError(f"callback {cb!r} returned metric names already used: {clash}")
-            row.update(added)
-
+        apply_callbacks(callbacks, ctx, model, row)
         # Best checkpoint by the named metric (validation by default; test only if allowed).
-        best_path = None
-        if config.select_metric is not None:
-            value = row.get(config.select_metric)
-            if value is None and epoch % config.eval_every == 0:
-                raise ValueError(
-                    f"select_metric={config.select_metric!r} is not a metric of this run; "
-                    f"available: {sorted(row)}"
-                )
-            if value is not None:
-                better = (
-                    not best
-                    or (config.select_mode == "max" and value > best["value"])
-                    or (config.select_mode == "min" and value < best["value"])
-                )
-                if better:
-                    best = {
-                        "metric": config.select_metric,
-                        "value": value,
-                        "epoch": epoch,
-                        "selected_on": "test" if config.select_metric.startswith("test_")
-                        else "validation" if config.select_metric.startswith("val_")
-                        else "train",
-                    }  # fmt: skip
-                    best_path = paths.best(config)
+        best, is_new_best = select_best(config, row, epoch, best, require_metric=True)
+        best_path = paths.best(config) if is_new_best else None
         row["is_best"] = bool(best) and best.get("epoch") == epoch
 
         runs.append_jsonl(

@@ -24,6 +24,8 @@ from typing import Any
 #: Training methods: plain ERM, Madry PGD-AT, Wong FGSM with random start, TRADES, and
 #: the two temporal-ensembling (TE) variants of [P2]'s official ``loss.py``.
 METHODS: tuple[str, ...] = ("standard", "pgd", "fgsm-rs", "trades", "pgd-te", "trades-te")
+#: Data sets of plain vectors, on which ``augment`` is rejected (no augmentation is defined).
+VECTOR_DATASETS: tuple[str, ...] = ("synthetic-separated", "linear-separable")
 #: Learning-rate schedules, see :mod:`empirics.schedules`.
 SCHEDULES: tuple[str, ...] = ("constant", "piecewise", "multistep", "cosine", "cyclic")
 NORMS: tuple[str, ...] = ("inf", "2")
@@ -61,7 +63,7 @@ class TrainConfig:
     val_size: int = 0  # examples held out of the training split for model selection
     label_noise: float = 0.0  # symmetric label-noise rate in [0, 1]; 1.0 = random labels (E3)
     label_noise_seed: int = 0  # seed of the label noise ([P2]'s code left it unseeded)
-    augment: bool = False  # random crop (pad `augment_padding` px) + horizontal flip
+    augment: bool = False  # images: crop (pad augment_padding px) + flip; mnist1d: shift + noise
     augment_padding: int = 4  # pixels of zero padding before the random crop
     # --- model --------------------------------------------------------------------------
     model: str = "mlp"  # a name accepted by empirics.models.build_model
@@ -141,6 +143,11 @@ class TrainConfig:
         if self.method in ("trades", "trades-te") and self.norm != "inf":
             raise ValueError(f"norm must be 'inf' for method={self.method!r}, got {self.norm!r}")
         _at_least("augment_padding", self.augment_padding, 0)
+        if self.augment and self.dataset in VECTOR_DATASETS:
+            raise ValueError(
+                f"augment must be False for dataset={self.dataset!r} (vector data has no "
+                "crop/flip or shift augmentation); allowed for image data sets and mnist1d"
+            )
         _at_least("epsilon", self.epsilon, 0.0)
         _at_least("attack_steps", self.attack_steps, 0)
         _positive("attack_step_size", self.attack_step_size)

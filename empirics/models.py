@@ -7,7 +7,11 @@ meaning (SPEC "Threat model"; ``notes/speed-and-library-anchors.md`` §4.1 item 
 Architectures:
 
 - ``"linear"``: one affine map of the flattened input.
-- ``"mlp"``: fully connected ReLU network (``hidden=(256, 256)`` by default).
+- ``"mlp"``: fully connected ReLU network (``hidden=(256, 256)`` by default); with
+  ``batch_norm=True`` every hidden Linear is followed by BatchNorm1d before its ReLU (the BN
+  regime of [P2]'s networks; ``notes/verdict-audit.md`` §4 E3/E4).
+- ``"cnn1d"``: a small 1-D CNN with BatchNorm for MNIST-1D (three stride-2 convolutions,
+  then a linear read-out); inputs ``(C, L)`` or ``(L,)``.
 - ``"mixed"``: the mixed learner of [P1] §5 (Thm 5.2),
   f(x) = w0ᵀx + Σ_j a_j σ(w_jᵀx − b) with σ = ReLU and a fixed threshold b.
 - ``"lenet5"``: LeNet-5 (two 5×5 convolutions with max-pooling, then 120-84-C), ReLU.
@@ -33,6 +37,7 @@ from torch import nn
 MODEL_NAMES: tuple[str, ...] = (
     "linear",
     "mlp",
+    "cnn1d",
     "mixed",
     "lenet5",
     "preactresnet18",
@@ -42,6 +47,11 @@ MODEL_NAMES: tuple[str, ...] = (
 
 #: Default hidden widths of the MLP (a common small-MNIST choice; not from a paper).
 DEFAULT_MLP_HIDDEN: tuple[int, ...] = (256, 256)
+#: Default channels of the 1-D CNN, one stride-2 convolution each (40 → 20 → 10 → 5 samples on
+#: MNIST-1D). Our choice, a little wider than the 25-channel CNN of the MNIST-1D paper.
+DEFAULT_CNN1D_CHANNELS: tuple[int, ...] = (32, 32, 32)
+#: Kernel width of the 1-D CNN's convolutions (odd, "same" padding before the stride).
+DEFAULT_CNN1D_KERNEL = 5
 #: Default number of ReLU neurons of the mixed learner ([P1] §5 leaves m free).
 DEFAULT_MIXED_WIDTH = 256
 #: Default threshold b of φ(t) = σ(t − b) in the mixed learner ([P1] §5 leaves b free).
@@ -96,22 +106,89 @@ class LinearModel(nn.Module):
 
 
 class MLP(nn.Module):
-    """Fully connected ReLU network on the flattened input."""
+    """Fully connected ReLU network on the flattened input.
 
-    def __init__(self, in_features: int, num_classes: int, hidden: Sequence[int]):
+    ``self.net`` is ``Sequential(Linear, ReLU, …, Linear)``; without BatchNorm that is exactly
+    what :meth:`theory.network.ReLUNetwork.from_torch` reads. With ``batch_norm=True`` each
+    hidden block is ``Linear, BatchNorm1d, ReLU`` (BN in train mode uses batch statistics, in
+    eval mode its running averages — the attacks run it in eval mode).
+    """
+
+    def __init__(
+        self, in_features: int, num_classes: int, hidden: Sequence[int], batch_norm: bool = False
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         width = in_features
         for h in hidden:
             if int(h) < 1:
                 raise ValueError(f"hidden widths must be >= 1, got {list(hidden)}")
-            layers += [nn.Linear(width, int(h)), nn.ReLU()]
+            layers.append(nn.Linear(width, int(h)))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(int(h)))
+            layers.append(nn.ReLU())
             width = int(h)
         layers.append(nn.Linear(width, num_classes))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(1))
+
+
+class CNN1d(nn.Module):
+    """Small 1-D CNN for MNIST-1D: ``[Conv1d(k, stride 2) → BN → ReLU] × len(channels) → Linear``.
+
+    Padding ``k // 2`` with stride 2 halves the length per layer (40 → 20 → 10 → 5); the read-out
+    is a Linear layer on the flattened features (position-aware, as the MNIST-1D paper's CNN).
+    ``batch_norm=False`` drops the BatchNorm layers (the convolutions then have biases).
+
+    Parameters
+    ----------
+    in_shape : (C, L) or (L,)
+    num_classes : int
+    channels : sequence of int
+        Output channels of each convolution.
+    kernel_size : int
+        Odd kernel width.
+    batch_norm : bool
+    """
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        num_classes: int,
+        channels: Sequence[int] = DEFAULT_CNN1D_CHANNELS,
+        kernel_size: int = DEFAULT_CNN1D_KERNEL,
+        batch_norm: bool = True,
+    ):
+        super().__init__()
+        shape = tuple(int(v) for v in in_shape)
+        if len(shape) not in (1, 2):
+            raise ValueError(f"in_shape must be (C, L) or (L,) for model 'cnn1d', got {shape}")
+        self.in_shape = shape if len(shape) == 2 else (1, shape[0])
+        if isinstance(kernel_size, bool) or int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
+            raise ValueError(f"kernel_size must be an odd int >= 1, got {kernel_size!r}")
+        if not channels or any(int(c) < 1 for c in channels):
+            raise ValueError(f"channels must be a non-empty list of ints >= 1, got {channels}")
+        k = int(kernel_size)
+        layers: list[nn.Module] = []
+        width = self.in_shape[0]
+        for c in channels:
+            layers.append(
+                nn.Conv1d(width, int(c), k, stride=2, padding=k // 2, bias=not batch_norm)
+            )
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(int(c)))
+            layers.append(nn.ReLU())
+            width = int(c)
+        self.features = nn.Sequential(*layers)
+        with torch.no_grad():
+            flat = self.features(torch.zeros((1,) + self.in_shape)).numel()
+        self.classifier = nn.Linear(flat, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape((x.shape[0],) + self.in_shape)
+        return self.classifier(self.features(x).flatten(1))
 
 
 class MixedLearner(nn.Module):
@@ -373,6 +450,12 @@ class NormalizedModel(nn.Sequential):
         self.net = net
 
 
+def _flag(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return value
+
+
 def _check_in_shape(in_shape: Sequence[int]) -> tuple[int, ...]:
     shape = tuple(int(v) for v in in_shape)
     if not shape or any(v < 1 for v in shape):
@@ -399,12 +482,14 @@ def build_model(
         Number of output logits (>= 2).
     in_shape : sequence of int
         Shape of one input without the batch dimension: ``(C, H, W)`` for images,
-        ``(d,)`` for vectors. Convolutional models need ``(C, H, W)``.
+        ``(d,)`` for vectors, ``(C, L)`` for signals (MNIST-1D: ``(1, 40)``). The 2-D
+        convolutional models need ``(C, H, W)``; ``cnn1d`` takes ``(C, L)`` or ``(L,)``.
     mean, std : sequence of float, optional
         Per-channel normalisation applied inside the model (identity when omitted).
     **kw
-        Architecture options: ``hidden`` (mlp), ``width``/``threshold`` (mixed),
-        ``depth``/``widen``/``drop_rate`` (wrn).
+        Architecture options: ``hidden``/``batch_norm`` (mlp; BN off by default),
+        ``channels``/``kernel_size``/``batch_norm`` (cnn1d; BN on by default),
+        ``width``/``threshold`` (mixed), ``depth``/``widen``/``drop_rate`` (wrn).
 
     Returns
     -------
@@ -419,7 +504,8 @@ def build_model(
     shape = _check_in_shape(in_shape)
     in_features = math.prod(shape)
     allowed = {
-        "mlp": {"hidden"},
+        "mlp": {"hidden", "batch_norm"},
+        "cnn1d": {"channels", "kernel_size", "batch_norm"},
         "mixed": {"width", "threshold"},
         "wrn": {"depth", "widen", "drop_rate"},
     }.get(name, set())
@@ -433,7 +519,20 @@ def build_model(
         net = LinearModel(in_features, num_classes)
     elif name == "mlp":
         hidden = kw.get("hidden", DEFAULT_MLP_HIDDEN)
-        net = MLP(in_features, num_classes, tuple(int(h) for h in hidden))  # type: ignore[union-attr]
+        net = MLP(
+            in_features,
+            num_classes,
+            tuple(int(h) for h in hidden),  # type: ignore[union-attr]
+            batch_norm=_flag(kw.get("batch_norm", False), "batch_norm"),
+        )
+    elif name == "cnn1d":
+        net = CNN1d(
+            shape,
+            num_classes,
+            tuple(int(c) for c in kw.get("channels", DEFAULT_CNN1D_CHANNELS)),  # type: ignore[union-attr]
+            int(kw.get("kernel_size", DEFAULT_CNN1D_KERNEL)),  # type: ignore[arg-type]
+            batch_norm=_flag(kw.get("batch_norm", True), "batch_norm"),
+        )
     elif name == "mixed":
         net = MixedLearner(
             in_features,

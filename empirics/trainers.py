@@ -299,10 +299,15 @@ def training_batch(
     """Return the batch ``index`` of the on-device training set, augmented on its device.
 
     Random crop + flip (:func:`empirics.data.augment_crop_flip`) when ``config.augment``, in
-    the configured memory format.
+    the configured memory format; for ``dataset="mnist1d"`` MNIST-1D's own circular shift +
+    noise (:func:`empirics.data.augment_mnist1d`) instead.
     """
     xb, yb = train_x[index], train_y[index]
-    if config.augment:
+    if config.augment and config.dataset == "mnist1d":
+        from empirics.data import augment_mnist1d
+
+        xb = augment_mnist1d(xb, generator=generator)
+    elif config.augment:
         from empirics.data import augment_crop_flip
 
         xb = augment_crop_flip(xb, padding=config.augment_padding, generator=generator)

@@ -323,3 +323,181 @@ def test_augment_keeps_memory_format_and_device(channels_last):
     assert out.device.type == "meta" and out.is_contiguous(memory_format=fmt)
     with pytest.raises(ValueError, match="generator"):
         augment_crop_flip(xm, 2, generator=torch.Generator())
+
+
+# ---------------------------------------------------------------------------- MNIST-1D
+# The real generator (mnist1d.data.make_dataset) at a small size: about 0.2 s per call.
+_M1D_N = 300
+
+
+def test_mnist1d_generated_offline_shapes_range_and_meta():
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    from empirics.data import MNIST1D_UNIT_PER_RAW, mnist1d_to_unit
+
+    d = load_dataset("mnist1d", seed=5, num_samples=_M1D_N)
+    assert d.name == "mnist1d" and d.num_classes == 10
+    assert d.in_shape == (1, 40) and d.train_x.dtype == torch.float32
+    assert len(d.train_y) == 240 and len(d.test_y) == 60  # the package's 80/20 split
+    for x in (d.train_x, d.test_x):
+        assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    # Independent oracle: the package itself, with the documented affine map applied by hand.
+    args = get_dataset_args()
+    args.num_samples, args.seed = _M1D_N, 5
+    raw = make_dataset(args)
+    want = np.clip(0.5 + raw["x"] / 12.0, 0.0, 1.0)
+    np.testing.assert_allclose(d.train_x[:, 0].numpy(), want, atol=1e-6)
+    np.testing.assert_array_equal(d.test_y.numpy(), raw["y_test"])
+    assert MNIST1D_UNIT_PER_RAW == pytest.approx(1 / 12)
+    assert d.meta["epsilon_unit_per_raw"] * d.meta["epsilon_raw_per_unit"] == pytest.approx(1.0)
+    assert d.meta["n_clipped"] == 0
+    # The map is fixed: the same raw value maps to the same [0, 1] value for train and test.
+    assert mnist1d_to_unit(np.array([-6.0, 0.0, 6.0, 9.0]))[0].tolist() == [0.0, 0.5, 1.0, 1.0]
+    assert mnist1d_to_unit(np.array([9.0, -7.0]))[1] == 2
+
+
+def test_mnist1d_is_deterministic_per_seed_and_seeds_differ():
+    a = load_dataset("mnist1d", seed=1, num_samples=_M1D_N)
+    b = load_dataset("mnist1d", seed=1, num_samples=_M1D_N)
+    c = load_dataset("mnist1d", seed=2, num_samples=_M1D_N)
+    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
+    assert not torch.equal(a.train_x, c.train_x)
+    # Generation must not disturb the caller's global numpy / Python RNG streams.
+    import random
+
+    np.random.seed(7)  # noqa: NPY002 - checking the legacy global state is preserved
+    random.seed(7)
+    load_dataset("mnist1d", seed=3, num_samples=_M1D_N)
+    got = (np.random.rand(), random.random())  # noqa: NPY002
+    np.random.seed(7)  # noqa: NPY002
+    random.seed(7)
+    assert got == (np.random.rand(), random.random())  # noqa: NPY002
+
+
+def test_mnist1d_class_balance_subsample_and_bad_options():
+    d = load_dataset("mnist1d", seed=0, num_samples=1000)
+    counts = np.bincount(d.train_y.numpy(), minlength=10)
+    assert counts.sum() == 800 and counts.min() >= 55 and counts.max() <= 105  # 80 expected
+    sub = load_dataset("mnist1d", seed=0, num_samples=1000, n_train=100, n_test=30)
+    assert sub.train_x.shape == (100, 1, 40) and sub.test_x.shape == (30, 1, 40)
+    assert set(_rows(sub.train_x)) <= set(_rows(d.train_x))  # a subset of the same pool
+    with pytest.raises(ValueError, match="num_samples"):
+        load_dataset("mnist1d", num_samples=10)
+    with pytest.raises(TypeError, match="num_samples"):
+        load_dataset("mnist1d", num_samples=1000.0)
+    with pytest.raises(ValueError, match="unknown options"):
+        load_dataset("mnist1d", dim=3)
+
+
+def test_mnist1d_default_size_is_the_package_split():
+    d = load_dataset("mnist1d", seed=42)
+    assert len(d.train_y) == 4000 and len(d.test_y) == 1000
+    # Standardization inside the model undoes the map: the generator's output has mean 0, std 1.
+    from empirics.data import model_normalization
+    from empirics.models import Normalize
+
+    norm = Normalize(**model_normalization("mnist1d"))
+    z = norm(torch.cat([d.train_x, d.test_x]))
+    assert float(z.mean()) == pytest.approx(0.0, abs=1e-4)
+    assert float(z.std()) == pytest.approx(1.0, abs=1e-3)
+    assert model_normalization("digits") == {}
+
+
+def test_mnist1d_prestandardization_std_constant():
+    """The noise-unit constant matches the generator: t / xs.std() is what it returns."""
+    from mnist1d.data import get_dataset_args, get_templates, make_dataset
+
+    from empirics.data import MNIST1D_PRESTANDARDIZATION_STD
+
+    args = get_dataset_args()
+    args.num_samples, args.seed = 1000, 0
+    ratio = get_templates()["t"].max() / make_dataset(args)["t"].max()
+    assert ratio == pytest.approx(MNIST1D_PRESTANDARDIZATION_STD, rel=0.02)
+
+
+def test_mnist1d_eps_conversion():
+    from empirics.data import mnist1d_eps_to_raw, mnist1d_eps_to_unit, mnist1d_to_unit
+
+    assert mnist1d_eps_to_unit(1.2) == pytest.approx(0.1)
+    assert mnist1d_eps_to_raw(0.1) == pytest.approx(1.2)
+    assert mnist1d_eps_to_raw(mnist1d_eps_to_unit(0.37)) == pytest.approx(0.37)
+    # Distances between mapped points scale by exactly eps_to_unit (ℓ∞ and ℓ2).
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=40), rng.normal(size=40)
+    (ua, _), (ub, _) = mnist1d_to_unit(a), mnist1d_to_unit(b)
+    for order in (np.inf, 2):
+        raw = float(np.linalg.norm(a - b, ord=order))
+        assert np.linalg.norm(ua - ub, ord=order) == pytest.approx(mnist1d_eps_to_unit(raw))
+    with pytest.raises(ValueError, match="eps_raw"):
+        mnist1d_eps_to_unit(-1.0)
+    with pytest.raises(TypeError, match="eps_unit"):
+        mnist1d_eps_to_raw("0.1")
+
+
+def test_mnist1d_shift_matches_numpy_roll():
+    from empirics.data import mnist1d_shift
+
+    x = torch.rand(5, 1, 40)
+    shift = torch.tensor([0, 1, -3, 40, 7])
+    got = mnist1d_shift(x, shift)
+    for i in range(5):
+        np.testing.assert_array_equal(got[i].numpy(), np.roll(x[i].numpy(), int(shift[i]), -1))
+    with pytest.raises(ValueError, match="shift"):
+        mnist1d_shift(x, shift[:2])
+
+
+@pytest.mark.parametrize("sigma", [0.5, 2.0, 15.0])
+def test_gaussian_smooth_matches_scipy(sigma):
+    from scipy.ndimage import gaussian_filter1d
+
+    from empirics.data import gaussian_smooth_circular
+
+    noise = torch.randn(3, 1, 40, dtype=torch.float64)
+    want = gaussian_filter1d(noise.numpy(), sigma, axis=-1, mode="wrap")
+    np.testing.assert_allclose(gaussian_smooth_circular(noise, sigma).numpy(), want, atol=1e-12)
+
+
+def test_augment_mnist1d_range_shape_seed_and_change():
+    from empirics.data import augment_mnist1d
+
+    d = load_dataset("mnist1d", seed=0, num_samples=_M1D_N)
+    x = d.train_x[:64]
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    a = augment_mnist1d(x, generator=g1, corr_noise_raw=0.5)
+    b = augment_mnist1d(x, generator=g2, corr_noise_raw=0.5)
+    assert a.shape == x.shape and a.dtype == x.dtype and torch.equal(a, b)
+    assert 0.0 <= float(a.min()) and float(a.max()) <= 1.0
+    assert not torch.equal(a, x) and torch.equal(x, d.train_x[:64])  # input untouched
+    # Without noise the result is exactly a circular shift of each row by at most max_shift.
+    shifted = augment_mnist1d(x, max_shift=3, noise_raw=0.0, generator=torch.Generator())
+    for i in range(len(x)):
+        rolls = [np.roll(x[i].numpy(), k, -1) for k in range(-3, 4)]
+        assert any(np.array_equal(shifted[i].numpy(), r) for r in rolls)
+    assert not torch.equal(shifted, x)  # 64 draws of 7 shifts: P(all zero) = 7^-64
+    # The i.i.d. noise has the documented std in [0, 1] units (no shift, no clipping at 0.5).
+    flat = torch.full((2000, 1, 40), 0.5)
+    noisy = augment_mnist1d(flat, max_shift=0, noise_raw=1.2, generator=torch.Generator())
+    assert float((noisy - 0.5).std()) == pytest.approx(0.1, rel=0.02)
+    # At the box's edge the noise is clipped back into [0, 1].
+    edge = augment_mnist1d(torch.ones(4, 1, 40), generator=torch.Generator().manual_seed(1))
+    assert float(edge.max()) == 1.0 and float(edge.min()) < 1.0
+    with pytest.raises(ValueError, match="max_shift"):
+        augment_mnist1d(x, max_shift=-1)
+    with pytest.raises(ValueError, match="x must be"):
+        augment_mnist1d(torch.rand(2, 1, 4, 4))
+
+
+def test_training_batch_uses_mnist1d_augmentation():
+    from empirics.config import TrainConfig
+    from empirics.trainers import training_batch
+
+    x = torch.full((8, 1, 40), 0.5)
+    y = torch.zeros(8, dtype=torch.int64)
+    idx = torch.arange(8)
+    cfg = TrainConfig(dataset="mnist1d", augment=True)
+    xb, yb = training_batch(x, y, idx, cfg, torch.Generator().manual_seed(0))
+    assert xb.shape == (8, 1, 40) and not torch.equal(xb, x) and torch.equal(yb, y)
+    plain = TrainConfig(dataset="mnist1d", augment=False)
+    assert torch.equal(training_batch(x, y, idx, plain, None)[0], x)
+    with pytest.raises(ValueError, match="augment"):
+        TrainConfig(dataset="synthetic-separated", augment=True)

@@ -16,7 +16,7 @@ def _count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", [n for n in MODEL_NAMES if n != "cnn1d"])
 @pytest.mark.parametrize("in_shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32)])
 def test_every_model_maps_images_to_logits(name, in_shape):
     torch.manual_seed(0)
@@ -102,6 +102,10 @@ def test_normalization_lives_inside_the_model():
         (("mlp", 10, (4,)), {"depth": 3}, "unknown options"),
         (("wrn", 10, (3, 32, 32)), {"depth": 27, "widen": 1}, "depth"),
         (("mixed", 2, (4,)), {"width": 0}, "width"),
+        (("cnn1d", 10, (1, 8, 8)), {}, "in_shape"),
+        (("cnn1d", 10, (1, 40)), {"kernel_size": 4}, "kernel_size"),
+        (("cnn1d", 10, (1, 40)), {"channels": ()}, "channels"),
+        (("cnn1d", 10, (1, 40)), {"hidden": (3,)}, "unknown options"),
     ],
 )
 def test_bad_arguments(args, kw, match):
@@ -114,3 +118,114 @@ def test_normalize_rejects_bad_stats():
         Normalize((0.5,), (0.0,))
     with pytest.raises(ValueError, match="together"):
         Normalize((0.5,), None)
+
+
+def test_batch_norm_flag_must_be_bool():
+    with pytest.raises(TypeError, match="batch_norm"):
+        build_model("mlp", 10, (40,), batch_norm=1)
+
+
+# ------------------------------------------------------------------ BN MLP and the 1-D CNN
+M1D_SHAPE = (1, 40)  # MNIST-1D inputs (empirics.data.load_dataset("mnist1d").in_shape)
+
+
+def test_bn_free_mlp_is_still_a_relu_network():
+    from theory.network import ReLUNetwork
+
+    torch.manual_seed(0)
+    model = build_model("mlp", 10, M1D_SHAPE, hidden=(16, 8)).eval()
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
+    net = ReLUNetwork.from_torch(model.net.net)
+    x = torch.rand(6, *M1D_SHAPE, dtype=torch.float64)
+    want = model.double()(x).detach().numpy()
+    np.testing.assert_allclose(net.forward(x.flatten(1).numpy()), want, atol=1e-10)
+
+
+def test_bn_mlp_structure_and_modes():
+    from theory.network import ReLUNetwork
+
+    torch.manual_seed(0)
+    model = build_model("mlp", 10, M1D_SHAPE, hidden=(16, 8), batch_norm=True)
+    kinds = [type(m).__name__ for m in model.net.net]
+    assert kinds == ["Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear"]
+    x = torch.rand(12, *M1D_SHAPE)
+    model.train()
+    model(x)  # updates the running statistics
+    model.eval()
+    # Eval mode: a sample's logits do not depend on the rest of the batch (running stats) ...
+    assert torch.allclose(model(x)[:3], model(x[:3]), atol=1e-6)
+    # ... train mode: they do (batch statistics).
+    model.train()
+    assert not torch.allclose(model(x)[:3], model(x[:3]), atol=1e-4)
+    with pytest.raises(ValueError, match="BatchNorm1d"):
+        ReLUNetwork.from_torch(model.net.net)
+
+
+def test_cnn1d_shapes_and_parameter_count():
+    torch.manual_seed(0)
+    model = build_model("cnn1d", 10, M1D_SHAPE).eval()
+    assert model(torch.rand(3, *M1D_SHAPE)).shape == (3, 10)
+    vec = build_model("cnn1d", 10, (40,)).eval()
+    assert vec(torch.rand(3, 40)).shape == (3, 10)
+    # Closed form: conv weights c_in·c_out·k (no bias with BN), BN 2·c, read-out on 32 × 5.
+    length = 40
+    for _ in range(3):
+        length = (length + 2 * 2 - 5) // 2 + 1
+    assert length == 5
+    expected = (1 * 32 * 5 + 2 * 32 * 32 * 5) + 3 * 2 * 32 + (32 * length * 10 + 10)
+    assert _count(model) == expected
+    no_bn = build_model("cnn1d", 10, M1D_SHAPE, batch_norm=False, channels=(4, 6), kernel_size=3)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in no_bn.modules())
+    # 40 -> 20 -> 10: (1·4·3 + 4) + (4·6·3 + 6) + (6·10·10 + 10)
+    assert _count(no_bn) == (12 + 4) + (72 + 6) + (600 + 10)
+
+
+@pytest.mark.parametrize(
+    ("name", "kw"), [("mlp", {"hidden": (16,), "batch_norm": True}), ("cnn1d", {})]
+)
+def test_bn_models_with_attacks_and_training_losses(name, kw):
+    """PGD and the TRADES attack leave BN buffers and mode alone; method_step trains them."""
+    from empirics.attacks import PGD, TradesPGD
+    from empirics.config import TrainConfig
+    from empirics.trainers import method_step
+
+    torch.manual_seed(0)
+    model = build_model(name, 10, M1D_SHAPE, **kw)
+    x, y = torch.rand(16, *M1D_SHAPE), torch.randint(0, 10, (16,))
+    model.train()
+    model(x)
+    buffers = {k: v.clone() for k, v in model.state_dict().items()}
+    for attack in (PGD(0.05, 0.02, 3), TradesPGD(0.05, 0.02, 3)):
+        x_adv = attack(model, x, y)
+        assert x_adv.shape == x.shape and float((x_adv - x).abs().max()) <= 0.05 + 1e-6
+        assert model.training
+        for k, v in model.state_dict().items():
+            assert torch.equal(v, buffers[k]), k
+    for method in ("pgd", "trades"):
+        cfg = TrainConfig(dataset="mnist1d", model=name, method=method, attack_steps=2)
+        out = method_step(cfg, model, x, y, torch.arange(16), 1, None)
+        assert torch.isfinite(out.loss)
+        out.loss.backward()
+        assert all(p.grad is not None for p in model.parameters())
+        model.zero_grad()
+
+
+def test_mnist1d_training_run_with_cnn1d(tmp_path, monkeypatch):
+    """One real epoch: MNIST-1D, BN CNN, PGD-AT, MNIST-1D augmentation, standardization."""
+    import empirics.data
+    from empirics.config import TrainConfig
+    from empirics.data import model_normalization
+    from empirics.trainers import load_model_from_run, train
+
+    cfg = TrainConfig(
+        dataset="mnist1d", n_train=64, n_test=32, model="cnn1d",
+        model_kwargs={"channels": [8, 8], **model_normalization("mnist1d")},
+        method="pgd", epsilon=0.05, attack_steps=2, attack_step_size=0.02, eval_attack_steps=2,
+        epochs=1, batch_size=32, augment=True, num_threads=1,
+    )  # fmt: skip
+    monkeypatch.setattr(empirics.data, "MNIST1D_DEFAULT_NUM_SAMPLES", 300)  # generate fewer
+    result = train(cfg, tmp_path / "run", progress=False)
+    row = result.metrics[-1]
+    assert 0.0 <= row["train_robust_acc"] <= 1.0 and np.isfinite(row["grad_norm_sq_mean"])
+    model, _, _ = load_model_from_run(tmp_path / "run")
+    assert torch.allclose(model.normalize.std, torch.tensor([1 / 12]))

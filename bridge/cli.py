@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bridge.cmd_train",
     "bridge.cmd_report",
     "bridge.cmd_sweep",
+    "bridge.cmd_analyze",
 )
 
 

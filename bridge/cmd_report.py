@@ -24,6 +24,27 @@ def _claim_list(text: str) -> list[str]:
     return ids
 
 
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--jobs must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--jobs must be an integer >= 1, got {value}")
+    return value
+
+
+def default_jobs(device: str | None) -> int:
+    """Cores for CPU training; one process on a GPU (runs share it better in sequence)."""
+    import os
+
+    if device is not None and device != "cpu":
+        return 1
+    return max(
+        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``report`` sub-command."""
     p = subparsers.add_parser(
@@ -62,6 +83,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="device of every training run: cpu, cuda, cuda:N or auto (default: the tier's)",
     )
+    p.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=None,
+        help="training runs at once, in worker processes (default: the number of CPU cores, "
+        "or 1 on a GPU device)",
+    )
     p.add_argument("--list", action="store_true", help="list the claims and their tiers, then exit")
     p.set_defaults(func=run)
 
@@ -94,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         command += " --claims " + ",".join(args.claims)
     if args.device:
         command += f" --device {args.device}"
+    jobs = args.jobs if args.jobs is not None else default_jobs(args.device)
     report = build_report(
         args.tier,
         args.out,
@@ -103,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
         command=command,
         device=args.device,
+        jobs=jobs,
     )
     print(f"robmem report ({args.tier} tier) in {report.wall_s:.1f} s -> {report.out_dir}")
     for outcome in report.outcomes:

@@ -353,3 +353,125 @@ def plot_accuracy_table(
         "standard training vs PGD-AT."
     )
     return _save(fig, figures_dir, filename, text, setup)
+
+
+# ---------------------------------------------------------------- spread across seeds
+def plot_bars_ci(
+    groups: Mapping[str, Mapping[str, object]],
+    figures_dir: pathlib.Path,
+    filename: str,
+    setup: Setup,
+    *,
+    title_text: str,
+    ylabel: str,
+    chance: float | None = None,
+) -> Figure:
+    """Grouped bars of means with 95 % CI error bars and the per-seed values as dots.
+
+    ``groups[group][bar] = Estimate`` (:class:`bridge.stats.Estimate`); unbounded intervals
+    are drawn without a bar.
+    """
+    plt = _plt()
+    metrics: list[str] = []
+    for bars in groups.values():
+        metrics.extend(m for m in bars if m not in metrics)
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.3 * len(metrics) * max(len(groups), 1)), 4.4))
+    width = 0.8 / max(len(groups), 1)
+    x = np.arange(len(metrics))
+    for k, (group, bars) in enumerate(groups.items()):
+        pos = x + (k - (len(groups) - 1) / 2) * width
+        means, errs = [], [[], []]
+        for m in metrics:
+            est = bars.get(m)
+            mean = float(est.mean) if est is not None else float("nan")  # type: ignore[attr-defined]
+            means.append(mean)
+            lo = est.low if est is not None and math.isfinite(est.low) else mean  # type: ignore[attr-defined]
+            hi = est.high if est is not None and math.isfinite(est.high) else mean  # type: ignore[attr-defined]
+            errs[0].append(max(mean - lo, 0.0))
+            errs[1].append(max(hi - mean, 0.0))
+        ax.bar(pos, means, width, yerr=errs, capsize=3, label=group, alpha=0.8)
+        for p, m in zip(pos, metrics, strict=True):
+            est = bars.get(m)
+            if est is not None and est.values:  # type: ignore[attr-defined]
+                vals = list(est.values)  # type: ignore[attr-defined]
+                ax.plot([p] * len(vals), vals, "k.", ms=3)
+    if chance is not None:
+        ax.axhline(chance, color="k", ls=":", lw=1, label="chance")
+    ax.set_xticks(x, metrics, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    return _save(
+        fig,
+        figures_dir,
+        filename,
+        title_text + " Bars: mean, whiskers: 95 % CI, dots: seeds.",
+        setup,
+    )
+
+
+def plot_curves_ci(
+    series: Mapping[str, tuple[Sequence[float], Sequence[Sequence[float]]]],
+    figures_dir: pathlib.Path,
+    filename: str,
+    setup: Setup,
+    *,
+    title_text: str,
+    ylabel: str,
+    xlabel: str = "epoch",
+    log_y: bool = False,
+    chance: float | None = None,
+    vlines: Sequence[float] = (),
+) -> Figure:
+    """Mean curve with a 95 % t-interval band over seeds: ``series[label] = (x, [y per seed])``."""
+    from bridge.stats import mean_ci
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, (xs, ys) in series.items():
+        ys = [list(y) for y in ys if len(y) == len(xs)]
+        if not ys:
+            continue
+        cols = list(zip(*ys, strict=True))
+        ests = [mean_ci([v for v in c if math.isfinite(v)]) for c in cols]
+        mean = [e.mean for e in ests]
+        lo = [e.low if math.isfinite(e.low) else e.mean for e in ests]
+        hi = [e.high if math.isfinite(e.high) else e.mean for e in ests]
+        (line,) = ax.plot(xs, mean, "-", lw=1.4, label=f"{label} (n={len(ys)})")
+        ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
+    for v in vlines:
+        ax.axvline(v, color="grey", ls="--", lw=0.8)
+    if chance is not None:
+        ax.axhline(chance, color="k", ls=":", lw=1, label="chance")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(
+        fig, figures_dir, filename, title_text + " Line: mean over seeds, band: 95 % CI.", setup
+    )
+
+
+def plot_scatter(
+    groups: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    figures_dir: pathlib.Path,
+    filename: str,
+    setup: Setup,
+    *,
+    title_text: str,
+    xlabel: str,
+    ylabel: str,
+) -> Figure:
+    """One point per model: ``groups[label] = (xs, ys)`` (e.g. by noise rate)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4.4))
+    colours = _epoch_colours(len(groups))
+    for colour, (label, (xs, ys)) in zip(colours, groups.items(), strict=True):
+        ax.scatter(xs, ys, color=colour, label=label, s=22)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, figures_dir, filename, title_text, setup)

@@ -1,10 +1,10 @@
 """The claim registry: one entry per SPEC id (E1-E6, B1-B4, T1-T4) (SPEC B5).
 
-Each :class:`Claim` states the paper's claim, its source, the verdict **criterion** (written
-here, before any result is seen, and implemented verbatim by the claim's ``evaluate``), and per
-tier (``smoke``, ``cpu``, ``gpu``) which runs it needs or why it is not run at that tier.
-``evaluate(ctx)`` runs (or loads from the cache) the runs, computes the numbers and returns a
-:class:`ClaimResult` with one of the four verdicts in :data:`VERDICTS`.
+Each :class:`Claim` states the paper's claim, its source, its **kind** (empirical, or a kind
+of mathematical check), its pre-registered criteria and premises (:mod:`bridge.criteria`),
+and per tier which runs it needs (``requests(tier)``) or why it is not run there. A claim's
+``evaluate(ctx)`` is a pure function of the run records in ``ctx.records`` (plus, for the
+theory claims, computation on fixed instances): unit tests feed it hand-made records.
 
 The entries themselves live in :mod:`bridge.claims` (one module per claim or group of claims
 sharing runs); :func:`all_claims` collects them in SPEC order.
@@ -19,15 +19,43 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Scale tiers, smallest first (SPEC "Scale tiers").
-TIERS: tuple[str, ...] = ("smoke", "cpu", "gpu")
+from bridge.records import Records
+from bridge.stats import Estimate
+from bridge.verdicts import (
+    EMPIRICAL,
+    EMPIRICAL_VERDICTS,
+    FAILED,
+    INCONCLUSIVE,
+    KINDS,
+    MATH_VERDICTS,
+    NOT_APPLICABLE,
+    NOT_REPRODUCED,
+    NOT_RUN,
+    PIPELINE_CHECKED,
+    REPRODUCED,
+    VERDICTS,
+    VERIFIED,
+    Criterion,
+)
 
-REPRODUCED = "reproduced"
-NOT_REPRODUCED = "not reproduced"
-INCONCLUSIVE = "inconclusive"
-NOT_RUN = "not run at this tier"
-#: The only verdicts a claim may return (SPEC B5).
-VERDICTS: tuple[str, ...] = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN)
+__all__ = [
+    "EMPIRICAL",
+    "FAILED",
+    "INCONCLUSIVE",
+    "NOT_APPLICABLE",
+    "NOT_REPRODUCED",
+    "NOT_RUN",
+    "PIPELINE_CHECKED",
+    "REPRODUCED",
+    "VERDICTS",
+    "VERIFIED",
+]
+
+#: Scale tiers, smallest first (SPEC "Scale tiers").
+TIERS: tuple[str, ...] = ("smoke", "cpu", "cpu-full", "gpu")
+#: Tiers whose verdicts carry the small-scale caveat (SPEC: "A claim verified only at a small
+#: tier says so in the report").
+SMALL_TIERS: tuple[str, ...] = ("smoke", "cpu", "cpu-full")
 
 #: Claim ids in SPEC order; every one must have an entry.
 CLAIM_IDS: tuple[str, ...] = (
@@ -68,10 +96,14 @@ class TierPlan:
         The run(s) needed (data, model, attack, epochs, seeds), or ``""`` when not run.
     reason : str
         Why the claim is not run at this tier (empty when it runs).
+    scale : str
+        The scale in a few words, for the small-tier caveat of every verdict
+        (e.g. ``"digits N=1438, MLP, 3 seeds"``).
     """
 
     runs: str = ""
     reason: str = ""
+    scale: str = ""
 
     @property
     def enabled(self) -> bool:
@@ -93,24 +125,31 @@ class ClaimResult:
     Attributes
     ----------
     verdict : str
-        One of :data:`VERDICTS`.
+        One of :data:`VERDICTS` (empirical or mathematical, by the claim's kind).
     summary : str
-        One or two sentences: the decisive numbers against the criterion.
+        One or two sentences: the decisive numbers (mean [CI]) against the criterion.
+    estimates : dict
+        Statistic name → :class:`bridge.stats.Estimate` (mean, 95 % CI, n, per-seed values):
+        every number behind the verdict.
     numbers : dict
-        Flat mapping name → finite float / int / bool / str (shown in the table and the JSON).
+        Other facts: name → finite float / int / bool / str.
     figures : list of Figure
     table : list of dict
-        Optional rows (e.g. per noise rate) for a detail table.
+        Optional detail rows (per seed, per noise rate, per cell).
     notes : list of str
         Caveats (lower estimates, smaller tier than the paper, missing data, ...).
+    readings : list of (name, reading)
+        How each premise and criterion read its CI (holds / fails / undecided).
     """
 
     verdict: str
     summary: str
+    estimates: dict[str, Estimate] = field(default_factory=dict)
     numbers: dict[str, Any] = field(default_factory=dict)
     figures: list[Figure] = field(default_factory=list)
     table: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    readings: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -122,29 +161,27 @@ class ClaimResult:
 
 @dataclass
 class ClaimContext:
-    """What a claim's ``evaluate`` gets: the tier, where to write figures, the run cache.
+    """What a claim's ``evaluate`` gets.
 
     Attributes
     ----------
     tier : str
     figures_dir : pathlib.Path
         Folder for this report's PNG files (exists).
-    cache : bridge.cache.RunCache
+    records : Records
+        The finished runs of every request of the report, by family.
     progress : callable
         ``progress(message)`` for long steps (the CLI shows it; library code never prints).
-    shared : dict
-        Scratch space shared by the claims of one report (e.g. loaded runs).
-    device : str, optional
-        Device of every training run ("cpu", "cuda", "cuda:N", "auto"), overriding the
-        tier's configs (``robmem report --device``); None keeps each config's own.
     """
 
     tier: str
     figures_dir: pathlib.Path
-    cache: Any
+    records: Records = field(default_factory=Records)
     progress: Callable[[str], None] = lambda message: None
-    shared: dict[str, Any] = field(default_factory=dict)
-    device: str | None = None
+
+
+def _no_runs(tier: str) -> list[Any]:
+    return []
 
 
 @dataclass(frozen=True)
@@ -157,33 +194,75 @@ class Claim:
         SPEC id (``"E2"``, ``"B1"``, ...).
     title : str
     paper_claim : str
-        The claim as the paper states it (paraphrase marked as such).
     source : str
-        Paper, section / theorem / figure.
+    kind : str
+        ``"empirical"`` or a mathematical kind (:data:`bridge.verdicts.MATH_KINDS`).
+    criteria, premises : tuple of Criterion
+        The pre-registered tests (empirical claims; :mod:`bridge.criteria`).
     criterion : str
-        The verdict rule, fixed before results are seen; ``evaluate`` implements exactly it.
+        The verdict rule in words (mathematical claims; empirical ones derive it).
     tiers : mapping
         Tier → :class:`TierPlan`; every tier in :data:`TIERS` must be present.
     evaluate : callable
         ``evaluate(ctx: ClaimContext) -> ClaimResult``; called only at enabled tiers.
+    requests : callable
+        ``requests(tier) -> list[RunRequest]``: the training runs ``evaluate`` reads.
     """
 
     id: str
     title: str
     paper_claim: str
     source: str
-    criterion: str
+    kind: str
     tiers: Mapping[str, TierPlan]
     evaluate: Callable[[ClaimContext], ClaimResult]
+    criteria: tuple[Criterion, ...] = ()
+    premises: tuple[Criterion, ...] = ()
+    criterion: str = ""
+    requests: Callable[[str], list[Any]] = _no_runs
 
     def __post_init__(self) -> None:
         missing = [t for t in TIERS if t not in self.tiers]
         if missing:
             raise ValueError(f"claim {self.id}: tiers must cover {TIERS}, missing {missing}")
+        if self.kind not in KINDS:
+            raise ValueError(f"claim {self.id}: kind must be one of {KINDS}, got {self.kind!r}")
+        if self.kind == EMPIRICAL and not self.criteria:
+            raise ValueError(f"claim {self.id}: an empirical claim needs criteria")
+        if self.kind != EMPIRICAL and not self.criterion:
+            raise ValueError(f"claim {self.id}: a mathematical claim states its criterion")
+
+    @property
+    def empirical(self) -> bool:
+        return self.kind == EMPIRICAL
+
+    def rule_text(self) -> str:
+        """The criterion in words (premises, criteria, and the shared CI rule)."""
+        if not self.empirical:
+            return self.criterion
+        parts = []
+        if self.premises:
+            parts.append(
+                "Premises (else not applicable): " + "; ".join(p.text() for p in self.premises)
+            )
+        parts.append("Criteria: " + "; ".join(c.text() for c in self.criteria) + ".")
+        parts.append(
+            "Each read from its 95 % CI: all wholly on the claimed side → reproduced; any wholly "
+            "on the other side → not reproduced; else inconclusive."
+        )
+        if self.criterion:
+            parts.append(self.criterion)
+        return " ".join(parts)
 
     def plan(self, tier: str) -> TierPlan:
         check_tier(tier)
         return self.tiers[tier]
+
+    def check_verdict(self, verdict: str) -> None:
+        """ValueError when ``verdict`` is not one this claim's kind may return."""
+        allowed = EMPIRICAL_VERDICTS if self.empirical else MATH_VERDICTS
+        if verdict not in allowed:
+            raise ValueError(f"claim {self.id} ({self.kind}) may not return {verdict!r}")
 
 
 def check_tier(tier: str) -> str:

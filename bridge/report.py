@@ -36,9 +36,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.cache import RunCache
+from bridge.claims.runs import merge_requests, run_requests
+from bridge.criteria import AMENDMENTS, criteria_table
+from bridge.records import Records
 from bridge.registry import (
+    FAILED,
     INCONCLUSIVE,
     NOT_RUN,
+    SMALL_TIERS,
     VERDICTS,
     Claim,
     ClaimContext,
@@ -61,9 +66,13 @@ TABLE_DIGITS: int = 4
 
 _VERDICT_COLOURS = {
     "reproduced": "#1b7a2e",
+    "verified": "#1b7a2e",
     "not reproduced": "#b3261e",
+    "failed": "#b3261e",
     "inconclusive": "#8a6d00",
+    "not applicable at this tier": "#6a4c93",
     "not run at this tier": "#555555",
+    "pipeline checked (no verdict)": "#555555",
 }
 
 
@@ -165,14 +174,26 @@ def evaluate_claims(
     *,
     progress: Callable[[str], None] | None = None,
     device: str | None = None,
+    jobs: int = 1,
 ) -> list[ClaimOutcome]:
-    """Evaluate each claim at ``tier`` (not-run tiers give their stated reason).
+    """Run every training run the claims need (once each, ``jobs`` at a time), then evaluate
+    each claim on the records (not-run tiers give their stated reason).
 
-    ``device`` overrides the device of every training run (see :class:`ClaimContext`).
+    ``device`` overrides the device of every training run (part of the cache key).
     """
     check_tier(tier)
     say = progress or (lambda message: None)
-    shared: dict[str, Any] = {}
+    enabled = [c for c in claims if c.plan(tier).enabled]
+    requests = [r.on_device(device) for c in enabled for r in c.requests(tier)]
+    records = Records()
+    run_error = None
+    if requests:
+        say(f"training runs: {len(merge_requests(requests))} distinct (cached ones are reused)")
+        try:
+            records = run_requests(requests, cache, jobs=jobs, progress=say)
+        except Exception as exc:  # a failing run must not sink the theory claims
+            logger.error("training runs failed:\n%s", traceback.format_exc())
+            run_error = f"{type(exc).__name__}: {exc}"
     outcomes = []
     for k, claim in enumerate(claims, start=1):
         plan = claim.plan(tier)
@@ -180,24 +201,32 @@ def evaluate_claims(
         error = None
         if not plan.enabled:
             result = ClaimResult(verdict=NOT_RUN, summary=plan.reason)
+        elif run_error is not None and claim.requests(tier):
+            error = f"training runs failed ({run_error})"
+            result = ClaimResult(
+                verdict=INCONCLUSIVE if claim.empirical else FAILED,
+                summary=f"{error}; no verdict.",
+            )
         else:
             say(f"[{k}/{len(claims)}] {claim.id}: {claim.title}")
             ctx = ClaimContext(
                 tier=tier,
                 figures_dir=figures_dir,
-                cache=cache,
+                records=records,
                 progress=lambda m, cid=claim.id: say(f"    {cid}: {m}"),
-                shared=shared,
-                device=device,
             )
             try:
                 result = claim.evaluate(ctx)
+                claim.check_verdict(result.verdict)
             except Exception as exc:  # a failing claim must not sink the whole report
                 logger.error("claim %s failed:\n%s", claim.id, traceback.format_exc())
                 error = f"{type(exc).__name__}: {exc}"
                 result = ClaimResult(
-                    verdict=INCONCLUSIVE, summary=f"evaluation failed ({error}); no verdict."
+                    verdict=INCONCLUSIVE if claim.empirical else FAILED,
+                    summary=f"evaluation failed ({error}); no verdict.",
                 )
+        if plan.enabled and claim.empirical and tier in SMALL_TIERS and plan.scale:
+            result.summary = f"[{tier} tier: {plan.scale}; not the papers' scale] {result.summary}"
         wall = time.perf_counter() - start
         if plan.enabled:
             say(f"[{k}/{len(claims)}] {claim.id}: {result.verdict} ({wall:.1f} s)")
@@ -226,14 +255,46 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def vars_of(criterion: Any) -> dict[str, Any]:
+    """A criterion as JSON (name, statistic, side, threshold, upper, unit, source)."""
+    return {k: getattr(criterion, k) for k in (
+        "name", "statistic", "side", "threshold", "upper", "unit", "source")}  # fmt: skip
+
+
+def estimate_rows(result: ClaimResult) -> list[dict[str, Any]]:
+    """One row per estimate behind a verdict: mean, CI, n, method, per-seed values."""
+    rows = []
+    for name, e in result.estimates.items():
+        d = e.as_dict()
+        rows.append({
+            "statistic": name, "mean": d["mean"], "95% CI low": d["ci_low"],
+            "95% CI high": d["ci_high"], "n": d["n"], "method": d["method"],
+            "per-unit values": ", ".join(format_number(v) for v in d["values"]),
+        })  # fmt: skip
+    return rows
+
+
+def amendment_rows() -> list[dict[str, Any]]:
+    return [
+        {"claim": a.claim, "what": a.what, "old": a.old, "new": a.new, "date": a.date,
+         "reason": a.reason}
+        for a in AMENDMENTS
+    ]  # fmt: skip
+
+
 def _outcome_json(o: ClaimOutcome) -> dict[str, Any]:
     return {
         "id": o.claim.id,
         "title": o.claim.title,
         "paper_claim": o.claim.paper_claim,
         "source": o.claim.source,
-        "criterion": o.claim.criterion,
+        "kind": o.claim.kind,
+        "criterion": o.claim.rule_text(),
+        "premises": [vars_of(c) for c in o.claim.premises],
+        "criteria": [vars_of(c) for c in o.claim.criteria],
         "verdict": o.result.verdict,
+        "estimates": {k: e.as_dict() for k, e in o.result.estimates.items()},
+        "readings": [list(r) for r in o.result.readings],
         "summary": o.result.summary,
         "numbers": o.result.numbers,
         "table": o.result.table,
@@ -309,24 +370,42 @@ def render_html(
         f"{report_meta['wall_s']:.1f} s. Command: <code>{esc(report_meta['command'])}</code>. "
         "Verdict criteria are fixed in <code>bridge/claims/</code> before any run; estimates "
         "from attacks (PGD) are lower estimates of the true maxima.</p>",
-        "<h2>Verdicts</h2><table><tr><th>id</th><th>claim</th><th>verdict</th>"
+        "<p>Empirical claims: reproduced / not reproduced / inconclusive / not applicable at "
+        "this tier, each read from 95 % confidence intervals over seeds against pre-registered "
+        "thresholds (bridge/criteria.py). Mathematical claims: verified / failed, with their "
+        "kind. The smoke tier gives no scientific verdict. Verdicts below the gpu tier hold "
+        "only at the scale stated in their summary.</p>",
+        "<h2>Verdicts</h2><table><tr><th>id</th><th>claim</th><th>kind</th><th>verdict</th>"
         "<th>summary</th></tr>",
     ]
     for o in outcomes:
         parts.append(
             f"<tr><td><a href='#{o.claim.id}'>{o.claim.id}</a></td><td>{esc(o.claim.title)}</td>"
-            f"<td>{_verdict_badge(o.result.verdict)}</td><td>{esc(o.result.summary)}</td></tr>"
+            f"<td>{esc(o.claim.kind)}</td><td>{_verdict_badge(o.result.verdict)}</td>"
+            f"<td>{esc(o.result.summary)}</td></tr>"
         )
     parts.append("</table>")
+    parts.append("<h2>Amendments</h2><p>Criteria changed after results were seen.</p>")
+    parts.append(_html_table(amendment_rows()))
     for o in outcomes:
         c, r = o.claim, o.result
         parts.append(f"<section id='{c.id}'><h2>{c.id}. {esc(c.title)}</h2>")
         parts.append(f"<p>{_verdict_badge(r.verdict)} {esc(r.summary)}</p>")
         parts.append(f"<p><b>Paper's claim.</b> {esc(c.paper_claim)} <i>({esc(c.source)})</i></p>")
-        parts.append(f"<p class='crit'><b>Criterion (fixed in advance).</b> {esc(c.criterion)}</p>")
+        parts.append(
+            f"<p class='crit'><b>Criterion (fixed in advance; kind: {esc(c.kind)}).</b> "
+            f"{esc(c.rule_text())}</p>"
+        )
         plan = c.plan(report_meta["tier"])
         if plan.enabled:
             parts.append(f"<p><b>Runs at this tier.</b> {esc(plan.runs)}</p>")
+        if r.estimates:
+            parts.append("<p><b>Estimates behind the verdict.</b></p>")
+            parts.append(_html_table(estimate_rows(r)))
+        if r.readings:
+            parts.append(
+                "<p><b>Readings.</b> " + esc("; ".join(f"{n}: {v}" for n, v in r.readings)) + "</p>"
+            )
         if r.numbers:
             rows = "".join(
                 f"<tr><td>{esc(k)}</td><td>{esc(format_number(v))}</td></tr>"
@@ -358,22 +437,36 @@ def render_markdown(report_meta: dict[str, Any], outcomes: list[ClaimOutcome]) -
         f"Generated {report_meta['generated_utc']} on {report_meta['host']} in "
         f"{report_meta['wall_s']:.1f} s. Command: `{report_meta['command']}`.",
         "",
+        "Empirical verdicts are read from 95 % confidence intervals over seeds against "
+        "pre-registered thresholds (bridge/criteria.py); mathematical claims are verified / "
+        "failed with their kind; the smoke tier gives no scientific verdict; verdicts below "
+        "the gpu tier hold only at the scale stated in their summary.",
+        "",
         "## Verdicts",
         "",
-        "| id | claim | verdict | summary |",
-        "|---|---|---|---|",
+        "| id | claim | kind | verdict | summary |",
+        "|---|---|---|---|---|",
     ]
     for o in outcomes:
         summary = o.result.summary.replace("|", "\\|")
-        lines.append(f"| {o.claim.id} | {o.claim.title} | **{o.result.verdict}** | {summary} |")
+        lines.append(
+            f"| {o.claim.id} | {o.claim.title} | {o.claim.kind} | **{o.result.verdict}** | "
+            f"{summary} |"
+        )
+    lines += ["", "## Amendments", "", "Criteria changed after results were seen.", ""]
+    lines += [_md_table(amendment_rows()), ""]
     for o in outcomes:
         c, r = o.claim, o.result
         lines += ["", f"## {c.id}. {c.title}", "", f"**Verdict: {r.verdict}.** {r.summary}", ""]
         lines += [f"**Paper's claim.** {c.paper_claim} ({c.source})", ""]
-        lines += [f"**Criterion (fixed in advance).** {c.criterion}", ""]
+        lines += [f"**Criterion (fixed in advance; kind: {c.kind}).** {c.rule_text()}", ""]
         plan = c.plan(report_meta["tier"])
         if plan.enabled:
             lines += [f"**Runs at this tier.** {plan.runs}", ""]
+        if r.estimates:
+            lines += ["**Estimates behind the verdict.**", "", _md_table(estimate_rows(r)), ""]
+        if r.readings:
+            lines += ["**Readings.** " + "; ".join(f"{n}: {v}" for n, v in r.readings), ""]
         if r.numbers:
             lines += ["| number | value |", "|---|---|"]
             lines += [f"| {k} | {format_number(v)} |" for k, v in r.numbers.items()]
@@ -389,12 +482,27 @@ def render_markdown(report_meta: dict[str, Any], outcomes: list[ClaimOutcome]) -
 
 
 def _write_csv(outcomes: list[ClaimOutcome]) -> str:
+    """Every estimate (mean, CI, n, method, per-unit values joined by ';') and every other
+    number; pandas reads it with ``pd.read_csv``."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["claim", "verdict", "number", "value"])
+    writer.writerow(
+        ["claim", "verdict", "number", "value", "ci_low", "ci_high", "n", "method", "values"]
+    )
+
+    def cell(v: Any) -> Any:
+        return "" if v is None else v
+
     for o in outcomes:
+        for key, e in o.result.estimates.items():
+            d = e.as_dict()
+            writer.writerow([
+                o.claim.id, o.result.verdict, key, cell(d["mean"]), cell(d["ci_low"]),
+                cell(d["ci_high"]), d["n"], d["method"],
+                ";".join("" if v is None else repr(v) for v in d["values"]),
+            ])  # fmt: skip
         for key, value in o.result.numbers.items():
-            writer.writerow([o.claim.id, o.result.verdict, key, "" if value is None else value])
+            writer.writerow([o.claim.id, o.result.verdict, key, cell(value), "", "", "", "", ""])
     return buf.getvalue()
 
 
@@ -408,6 +516,7 @@ def build_report(
     progress: Callable[[str], None] | None = None,
     command: str | None = None,
     device: str | None = None,
+    jobs: int = 1,
 ) -> Report:
     """Evaluate the claims at ``tier`` and write the report into ``out_dir`` (SPEC B5).
 
@@ -429,6 +538,8 @@ def build_report(
     device : str, optional
         Device of every training run ("cpu", "cuda", "cuda:N" or "auto"); None keeps the
         tier's configs (CPU below the gpu tier). Shown in the report header.
+    jobs : int >= 1
+        Training runs executed at once (worker processes).
 
     Returns
     -------
@@ -444,7 +555,7 @@ def build_report(
     cache = cache if cache is not None else RunCache()
     start = time.perf_counter()
     outcomes = evaluate_claims(
-        claims, tier, out / FIGURES_DIR, cache, progress=progress, device=device
+        claims, tier, out / FIGURES_DIR, cache, progress=progress, device=device, jobs=jobs
     )
     wall = time.perf_counter() - start
     for o in outcomes:
@@ -460,6 +571,7 @@ def build_report(
         "wall_s": wall,
         "command": command or f"robmem report --tier {tier} --out {out}",
         "device": device or "as configured by the tier",
+        "jobs": jobs,
         "cache_dir": str(cache.root),
         "cache_hits": list(cache.hits),
         "cache_misses": list(cache.misses),
@@ -467,7 +579,12 @@ def build_report(
     for o in outcomes:  # the tables and the JSON show the same (finite or None) values
         o.result.numbers = _json_safe(o.result.numbers)
         o.result.table = _json_safe(o.result.table)
-    doc = {**meta, "claims": [_outcome_json(o) for o in outcomes]}
+    doc = {
+        **meta,
+        "amendments": amendment_rows(),
+        "criteria": criteria_table(),
+        "claims": [_outcome_json(o) for o in outcomes],
+    }
     (out / JSON_FILE).write_text(json.dumps(doc, indent=1, allow_nan=False, default=str) + "\n")
     (out / CSV_FILE).write_text(_write_csv(outcomes))
     (out / MARKDOWN_FILE).write_text(render_markdown(meta, outcomes))

@@ -1,21 +1,40 @@
-"""Helpers shared by the claim modules: smoke-tier note, per-tier config builders, setups."""
+"""What the claim modules share: seeds per tier, the verdict of an empirical result, captions."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bridge.plots import Setup
+from bridge.registry import ClaimResult, Figure
+from bridge.stats import Estimate, mean_ci
+from bridge.verdicts import PIPELINE_CHECKED, Criterion, decide
+
+#: Seeds of every run family, per tier (SPEC "Statistics": ≥ 3 seeds; smoke uses 2 only to
+#: exercise the CI code, and gives no verdict). A seed varies init, data order, attack RNG and
+#: the label-noise draw (:func:`bridge.claims.runs.seeds_for`).
+SEEDS: dict[str, tuple[int, ...]] = {
+    "smoke": (0, 1),
+    "cpu": (0, 1, 2),
+    "cpu-full": (0, 1, 2, 3, 4),
+    "gpu": (0, 1, 2),
+}
+#: Seeds of families compared pairwise by seed (SPEC: 5 for paired comparisons).
+PAIRED_SEEDS: dict[str, tuple[int, ...]] = {
+    "smoke": (0, 1),
+    "cpu": (0, 1, 2, 3, 4),
+    "cpu-full": (0, 1, 2, 3, 4),
+    "gpu": (0, 1, 2, 3, 4),
+}
 
 #: Added to every smoke-tier result: smoke runs check the pipeline, not the science.
 SMOKE_NOTE = (
     "smoke tier: seconds-long runs that exercise the pipeline; its numbers are not evidence "
-    "for or against the claim (use --tier cpu or gpu)."
+    "for or against the claim, and no verdict is given (use --tier cpu or gpu)."
 )
 
-#: Threads used by cpu-tier training. One: the small MLPs gain little from a second thread,
-#: and a loaded 2-core machine slows down sharply with oversubscribed threads.
+#: Threads used by small-tier training. One: the small MLPs gain little from a second thread,
+#: and a report runs several runs at once (--jobs).
 CPU_THREADS: int = 1
 
 GPU_REASON_DATA = (
@@ -28,33 +47,60 @@ def tier_notes(tier: str) -> list[str]:
     return [SMOKE_NOTE] if tier == "smoke" else []
 
 
-def pct(value: float | None) -> float | None:
-    """Fraction → percent (None stays None)."""
-    return None if value is None else 100.0 * float(value)
+def pts(values: Sequence[float]) -> Estimate:
+    """Mean with t-CI of fractions, in percentage points."""
+    return mean_ci([100.0 * float(v) for v in values])
 
 
-def setup_for(config: Any, tier: str, *, data: str | None = None) -> Setup:
-    """Caption setup (data, model, ε, seeds, tier) of a TrainConfig."""
-    hidden = config.model_kwargs.get("hidden") if config.model_kwargs else None
-    model = config.model + (f" {list(hidden)}" if hidden else "")
-    n_train = f"n_train={config.n_train}" if config.n_train else "full train split"
+def setup_for(
+    config: Any, tier: str, *, data: str | None = None, seeds: Sequence[int] = ()
+) -> Setup:
+    """Caption setup (data, model, ε, seeds, tier) of a TrainConfig (or its dict)."""
+    cfg = config if isinstance(config, Mapping) else config.to_dict()
+    hidden = (cfg.get("model_kwargs") or {}).get("hidden")
+    model = cfg["model"] + (f" {list(hidden)}" if hidden else "")
+    n_train = f"n_train={cfg['n_train']}" if cfg.get("n_train") else "full train split"
+    seed_text = f"seeds {list(seeds)}" if seeds else f"seed {cfg['seed']}"
     return Setup(
-        data=data or f"{config.dataset} ({n_train})",
-        model=f"{model}, {config.method} training, {config.epochs} epochs",
-        eps=f"ℓ{config.norm} {config.epsilon:.4g} (train), PGD-{config.eval_attack_steps} eval",
-        seeds=f"seed {config.seed}, data seed {config.data_seed}",
+        data=data or f"{cfg['dataset']} ({n_train})",
+        model=f"{model}, {cfg['method']} training, {cfg['epochs']} epochs",
+        eps=f"ℓ{cfg['norm']} {cfg['epsilon']:.4g} (train), PGD-{cfg['eval_attack_steps']} eval",
+        seeds=f"{seed_text} (each varies init, data order, attack RNG, label-noise draw)",
         tier=tier,
     )
 
 
-def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
-    """Kendall τ-b of two sequences (nan when either is constant or shorter than 2)."""
-    from scipy.stats import kendalltau
-
-    if len(a) < 2 or len(set(a)) < 2 or len(set(b)) < 2:
-        return float("nan")
-    return float(kendalltau(a, b).statistic)
-
-
-def finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
+def empirical_result(
+    tier: str,
+    estimates: Mapping[str, Estimate],
+    criteria: Sequence[Criterion],
+    premises: Sequence[Criterion] = (),
+    *,
+    summary: str,
+    numbers: Mapping[str, Any] | None = None,
+    figures: Sequence[Figure] = (),
+    table: Sequence[Mapping[str, Any]] = (),
+    notes: Sequence[str] = (),
+) -> ClaimResult:
+    """The :class:`ClaimResult` of an empirical claim by the report's one rule
+    (:func:`bridge.verdicts.decide`); at the smoke tier, no verdict."""
+    decision = decide(estimates, criteria, premises)
+    verdict = PIPELINE_CHECKED if tier == "smoke" else decision.verdict
+    shown = "; ".join(
+        f"{c.name} = {estimates[c.name].text()}"
+        for c in (*premises, *criteria)
+        if c.name in estimates
+    )
+    text = f"{summary} {shown}." if shown else summary
+    if tier != "smoke":
+        text += f" ({decision.reason}.)"
+    return ClaimResult(
+        verdict=verdict,
+        summary=text,
+        estimates=dict(estimates),
+        numbers=dict(numbers or {}),
+        figures=list(figures),
+        table=[dict(r) for r in table],
+        notes=tier_notes(tier) + list(notes),
+        readings=list(decision.readings),
+    )

@@ -1,68 +1,74 @@
 """E3, E4: adversarial training on random labels, and gradient (in)stability ([P2] §3).
 
-The runs: PGD-AT, TRADES (β = 6) and TRADES (β = 1) on fully random labels of a small
-training set with an over-parameterized MLP (capacity ≫ N), no weight decay, no augmentation,
-as in [P2]'s ``train.py`` README command. Criteria fixed before any run.
+Runs (5 paired seeds): PGD-AT, TRADES β = 6 and TRADES β = 1 on fully random labels of a small
+training set, with [P2]'s optimizer (SGD 0.1, momentum 0.9, ×0.1 at E/3 and 2E/3, wd 0, no
+augmentation; official train.py README). Criteria: :mod:`bridge.criteria`.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
+from collections.abc import Sequence
 from typing import Any
 
-from bridge.claims.common import CPU_THREADS, GPU_REASON_DATA, pct, setup_for, tier_notes
-from bridge.claims.runs import EPS_MNIST, STEP_FRACTION, final_row, run_training
-from bridge.plots import plot_training_curves
-from bridge.registry import (
-    INCONCLUSIVE,
-    NOT_REPRODUCED,
-    REPRODUCED,
-    Claim,
-    ClaimContext,
-    ClaimResult,
-    TierPlan,
+from bridge.claims.common import (
+    CPU_THREADS,
+    GPU_REASON_DATA,
+    PAIRED_SEEDS,
+    empirical_result,
+    pts,
+    setup_for,
 )
+from bridge.claims.runs import EPS_MNIST, STEP_FRACTION, RunRequest, requests_for
+from bridge.criteria import E3_CRITERIA, E3_PREMISES, E4_CRITERIA, E4_PREMISES
+from bridge.plots import plot_curves_ci
+from bridge.records import RunRecord
+from bridge.registry import Claim, ClaimContext, ClaimResult, TierPlan
+from bridge.stats import Estimate, mean_ci, paired_difference
+from bridge.verdicts import EMPIRICAL
 
-#: E3: PGD-AT "reaches about 100%" robust training accuracy: we require at least this.
-E3_MIN_ROBUST_TRAIN: float = 0.9
-#: E3: below this robust training accuracy the net did not memorize: capacity/budget issue.
-E3_NO_FIT: float = 0.5
-#: E3: test accuracy (true labels) "at chance": within this many points of 1/C.
-E3_CHANCE_SLACK_PTS: float = 10.0
-#: E3: TRADES "fails to converge": its robust train accuracy at least this far below PGD-AT's.
-E3_TRADES_SHORTFALL_PTS: float = 20.0
-#: E4: "instability": TRADES(β=6) per-step gradient-norm coefficient of variation, second half
-#: of training, at least this multiple of PGD-AT's.
-E4_CV_RATIO: float = 1.5
-#: E4: reducing β helps: TRADES(β=1) robust train accuracy at least this many points above β=6.
-E4_BETA_GAIN_PTS: float = 10.0
 #: TRADES β of [P2]'s code and the reduced value probed by E4.
 TRADES_BETA: float = 6.0
 TRADES_BETA_REDUCED: float = 1.0
+#: E4: the mean squared gradient norm is compared over this last fraction of the epochs.
+E4_LAST_FRACTION: float = 1.0 / 3.0
 
 
 def rl_config(tier: str, method: str, beta: float = TRADES_BETA) -> Any:
-    """Random-label run at ``tier`` for ``method`` ∈ {pgd, trades}."""
+    """Random-label run at ``tier`` for ``method`` ∈ {pgd, trades} (seed 0)."""
     from empirics.config import TrainConfig
 
     eps = EPS_MNIST
+
+    def p2_schedule(epochs: int) -> dict[str, Any]:
+        # [P2]: SGD lr 0.1, momentum 0.9, ×0.1 at 1/3 and 2/3 of training, wd 0
+        return dict(
+            optimizer="sgd",
+            lr=0.1,
+            momentum=0.9,
+            schedule="multistep",
+            milestones=[epochs // 3, 2 * epochs // 3],
+            weight_decay=0.0,
+            epochs=epochs,
+        )
+
     common = dict(
         label_noise=1.0, label_noise_seed=0, method=method, trades_beta=beta, epsilon=eps,
-        attack_step_size=STEP_FRACTION * eps, weight_decay=0.0, augment=False, seed=0,
-        optimizer="adam", lr=1e-3, schedule="constant",
+        attack_step_size=STEP_FRACTION * eps, augment=False, seed=0,
     )  # fmt: skip
     if tier == "smoke":
         return TrainConfig(
             dataset="digits", n_train=40, n_test=60, model="mlp",
-            model_kwargs={"hidden": [64, 64]}, epochs=4, batch_size=20, attack_steps=2,
-            eval_attack_steps=2, num_threads=1, **common,
+            model_kwargs={"hidden": [64, 64]}, batch_size=20, attack_steps=2,
+            eval_attack_steps=2, num_threads=1, **p2_schedule(4), **common,
         )  # fmt: skip
-    if tier == "cpu":
+    if tier in ("cpu", "cpu-full"):
+        # digits N = 200 random labels, MLP [512, 512]: PGD-AT memorizes in ≈ 15 s on one core
         return TrainConfig(
             dataset="digits", n_train=200, n_test=300, model="mlp",
-            model_kwargs={"hidden": [512, 512]}, epochs=200, batch_size=50, attack_steps=5,
-            eval_attack_steps=10, eval_every=10, num_threads=CPU_THREADS, **common,
+            model_kwargs={"hidden": [512, 512]}, batch_size=50, attack_steps=5,
+            eval_attack_steps=10, eval_every=10, num_threads=CPU_THREADS,
+            **p2_schedule(150 if tier == "cpu" else 300), **common,
         )  # fmt: skip
     # gpu: [P2] train.py README: WRN-28-10, PGD-10 8/255, wd 0, no augmentation, 300 epochs,
     # SGD lr 0.1 decayed ×0.1 at 100 and 200
@@ -75,141 +81,156 @@ def rl_config(tier: str, method: str, beta: float = TRADES_BETA) -> Any:
     )  # fmt: skip
 
 
-def _runs(ctx: ClaimContext, *, reduced: bool = False) -> dict[str, tuple[Any, dict[str, Any]]]:
-    out = {}
-    specs = [("PGD-AT", "pgd", TRADES_BETA), (f"TRADES β={TRADES_BETA:g}", "trades", TRADES_BETA)]
-    if reduced:
-        specs.append((f"TRADES β={TRADES_BETA_REDUCED:g}", "trades", TRADES_BETA_REDUCED))
-    for label, method, beta in specs:
-        cfg = rl_config(ctx.tier, method, beta)
-        name = f"rl-{method}" + (f"-b{beta:g}" if method == "trades" else "")
-        out[label] = (cfg, run_training(ctx, name, cfg))
+#: Run families: label → (family, method, β).
+FAMILIES: dict[str, tuple[str, str, float]] = {
+    "PGD-AT": ("rl-pgd", "pgd", TRADES_BETA),
+    f"TRADES β={TRADES_BETA:g}": ("rl-trades-b6", "trades", TRADES_BETA),
+    f"TRADES β={TRADES_BETA_REDUCED:g}": ("rl-trades-b1", "trades", TRADES_BETA_REDUCED),
+}
+PGD, TR6, TR1 = FAMILIES
+
+
+def rl_requests(tier: str, labels: Sequence[str] = (PGD, TR6)) -> list[RunRequest]:
+    out = []
+    for label in labels:
+        family, method, beta = FAMILIES[label]
+        out += requests_for(family, rl_config(tier, method, beta), PAIRED_SEEDS[tier])
     return out
 
 
-def _curve(res: dict[str, Any], key: str) -> dict[str, list[float]]:
-    rows = [r for r in res["metrics"] if r.get(key) is not None]
-    return {"x": [r["epoch"] for r in rows], "y": [100.0 * r[key] for r in rows]}
+def _records(ctx: ClaimContext, labels: Sequence[str]) -> dict[str, list[RunRecord]]:
+    return {
+        label: ctx.records.family(FAMILIES[label][0], PAIRED_SEEDS[ctx.tier]) for label in labels
+    }
+
+
+def e3_estimates(
+    pgd: Sequence[RunRecord], trades: Sequence[RunRecord], num_classes: int = 10
+) -> dict[str, Estimate]:
+    chance = 100.0 / num_classes
+
+    def above(values: Sequence[float | None]) -> Estimate:
+        return mean_ci([100.0 * float(v) - chance for v in values])
+
+    return {
+        "pgd_robust_train_above_chance_pts": above([r.final.train_robust_acc for r in pgd]),
+        "pgd_robust_train_pts": pts([r.final.train_robust_acc for r in pgd]),
+        "pgd_clean_test_above_chance_pts": above([r.final.test_clean_acc for r in pgd]),
+        "trades_robust_train_above_chance_pts": above([r.final.train_robust_acc for r in trades]),
+        "trades_clean_train_above_chance_pts": above([r.final.train_clean_acc for r in trades]),
+    }
+
+
+def _acc_series(recs: Sequence[RunRecord], key: str) -> tuple[list[int], list[list[float]]]:
+    rows = [[r for r in rec.rows if getattr(r, key) is not None] for rec in recs]
+    xs = [r.epoch for r in rows[0]]
+    return xs, [[100.0 * getattr(r, key) for r in rr] for rr in rows]
 
 
 def evaluate_e3(ctx: ClaimContext) -> ClaimResult:
-    runs = _runs(ctx)
-    cfg_pgd, res_pgd = runs["PGD-AT"]
-    _, res_tr = runs[f"TRADES β={TRADES_BETA:g}"]
-    last_pgd, last_tr = final_row(res_pgd), final_row(res_tr)
-    chance = 100.0 / 10
-    rob_pgd = pct(last_pgd["train_robust_acc"])
-    rob_tr = pct(last_tr["train_robust_acc"])
-    test_pgd = pct(last_pgd["test_clean_acc"])
-    at_chance = test_pgd <= chance + E3_CHANCE_SLACK_PTS
-    if not at_chance:
-        verdict = NOT_REPRODUCED
-    elif rob_pgd < 100 * E3_NO_FIT:
-        verdict = INCONCLUSIVE
-    elif rob_pgd >= 100 * E3_MIN_ROBUST_TRAIN:
-        verdict = REPRODUCED if rob_tr <= rob_pgd - E3_TRADES_SHORTFALL_PTS else NOT_REPRODUCED
-    else:
-        verdict = INCONCLUSIVE
+    recs = _records(ctx, (PGD, TR6))
+    est = e3_estimates(recs[PGD], recs[TR6])
     series = {}
-    for label, (_, res) in runs.items():
-        series[f"{label}: robust train (random labels)"] = _curve(res, "train_robust_acc")
-        series[f"{label}: clean test (true labels)"] = _curve(res, "test_clean_acc")
-    setup = setup_for(cfg_pgd, ctx.tier)
-    fig = plot_training_curves(
-        series, ctx.figures_dir, "e3_random_labels.png", setup,
-        title_text=(
-            "E3 ([P2] §3): PGD-AT vs TRADES on fully random training labels: robust (PGD) "
-            "training accuracy on the random labels and clean test accuracy on the true labels."
-        ),
-        ylabel="accuracy (%)", chance=chance,
+    for label, rr in recs.items():
+        series[f"{label}: robust train (random labels)"] = _acc_series(rr, "train_robust_acc")
+        series[f"{label}: clean train (random labels)"] = _acc_series(rr, "train_clean_acc")
+        series[f"{label}: clean test (true labels)"] = _acc_series(rr, "test_clean_acc")
+    cfg = recs[PGD][0].config
+    fig = plot_curves_ci(
+        series, ctx.figures_dir, "e3_random_labels.png",
+        setup_for(cfg, ctx.tier, seeds=PAIRED_SEEDS[ctx.tier]),
+        title_text="E3 ([P2] §3): PGD-AT vs TRADES β = 6 on fully random training labels.",
+        ylabel="accuracy (%)", chance=10.0, vlines=cfg["milestones"],
     )  # fmt: skip
-    numbers = {
-        "pgd_robust_train_acc": rob_pgd,
-        "pgd_clean_train_acc": pct(last_pgd["train_clean_acc"]),
-        "pgd_clean_test_acc": test_pgd,
-        "trades_robust_train_acc": rob_tr,
-        "trades_clean_test_acc": pct(last_tr["test_clean_acc"]),
-        "chance_acc": chance,
-        "epochs": cfg_pgd.epochs,
-        "n_train": cfg_pgd.n_train,
+    table = [
+        {"run": label, "seed": r.seed, "robust_train": 100 * r.final.train_robust_acc,
+         "clean_train": 100 * r.final.train_clean_acc, "clean_test": 100 * r.final.test_clean_acc}
+        for label, rr in recs.items() for r in rr
+    ]  # fmt: skip
+    return empirical_result(
+        ctx.tier, est, E3_CRITERIA, E3_PREMISES,
+        summary=f"digits N={cfg['n_train']}, random labels, {cfg['epochs']} epochs of [P2]'s SGD "
+        "schedule:",
+        figures=[fig], table=table,
+        notes=["[P2]'s scale is CIFAR-10 / WRN-28-10 (N = 50k); the audit pilot found the "
+               "method that converges to depend on N at small scale (see the E3/E4 phase "
+               "diagram of cpu-full when present)."],
+    )  # fmt: skip
+
+
+def e4_estimates(
+    pgd: Sequence[RunRecord],
+    tr6: Sequence[RunRecord],
+    tr1: Sequence[RunRecord],
+    num_classes: int = 10,
+) -> dict[str, Estimate]:
+    """E4's statistics, paired by seed (records given in the same seed order)."""
+
+    def tail(r: RunRecord) -> float:
+        g = [v for v in r.epoch_grad_sq if math.isfinite(v)]
+        k = max(1, math.ceil(E4_LAST_FRACTION * len(g)))
+        return sum(g[-k:]) / k
+
+    chance = 100.0 / num_classes
+    return {
+        "trades_robust_train_above_chance_pts": mean_ci(
+            [100.0 * r.final.train_robust_acc - chance for r in tr6]
+        ),
+        "log10_grad_sq_ratio": mean_ci(
+            [math.log10(tail(a) / tail(b)) for a, b in zip(tr6, pgd, strict=True)]
+        ),
+        "beta1_minus_beta6_robust_train_pts": paired_difference(
+            [100.0 * r.final.train_robust_acc for r in tr1],
+            [100.0 * r.final.train_robust_acc for r in tr6],
+        ),
     }
-    summary = (
-        f"PGD-AT robust train acc on random labels {rob_pgd:.1f}% (test {test_pgd:.1f}%, "
-        f"chance {chance:.0f}%); TRADES β={TRADES_BETA:g} {rob_tr:.1f}%."
-    )
-    notes = tier_notes(ctx.tier) + [
-        "Adam (lr 1e-3, constant) replaces [P2]'s SGD schedule at the small tiers so that a "
-        "few-minute run can reach the memorization regime; the gpu tier uses [P2]'s SGD setup.",
-    ]
-    return ClaimResult(verdict, summary, numbers, [fig], [], notes)
-
-
-def _cv_second_half(values: list[float]) -> float:
-    half = values[len(values) // 2 :]
-    if len(half) < 2 or statistics.fmean(half) == 0:
-        return float("nan")
-    return statistics.pstdev(half) / statistics.fmean(half)
 
 
 def evaluate_e4(ctx: ClaimContext) -> ClaimResult:
-    runs = _runs(ctx, reduced=True)
-    labels = list(runs)
-    cvs = {label: _cv_second_half(res["step_grad_norm"]) for label, (_, res) in runs.items()}
-    rob = {label: pct(final_row(res)["train_robust_acc"]) for label, (_, res) in runs.items()}
-    pgd, tr6, tr1 = labels
-    ratio = cvs[tr6] / cvs[pgd] if cvs[pgd] and math.isfinite(cvs[pgd]) else float("nan")
-    unstable = math.isfinite(ratio) and ratio >= E4_CV_RATIO
-    beta_helps = rob[tr1] >= rob[tr6] + E4_BETA_GAIN_PTS
-    if unstable and beta_helps:
-        verdict = REPRODUCED
-    elif not unstable and not beta_helps:
-        verdict = NOT_REPRODUCED
-    else:
-        verdict = INCONCLUSIVE
-    series = {}
-    for label, (_, res) in runs.items():
-        g = res["step_grad_norm"]
-        series[label] = {"x": list(range(1, len(g) + 1)), "y": g}
-    cfg = runs[pgd][0]
-    fig = plot_training_curves(
-        series, ctx.figures_dir, "e4_grad_norms.png", setup_for(cfg, ctx.tier),
-        title_text=(
-            "E4 ([P2] §3): global parameter-gradient ℓ2 norm per optimisation step on random "
-            "labels, PGD-AT vs TRADES (β = 6 and reduced β = 1)."
-        ),
-        ylabel="‖∇_θ L‖₂ (per step, loss units per parameter unit)", xlabel="optimisation step",
-        log_y=True,
-    )  # fmt: skip
-    numbers = {
-        "cv_pgd": cvs[pgd],
-        "cv_trades_beta6": cvs[tr6],
-        "cv_trades_beta1": cvs[tr1],
-        "cv_ratio_trades6_over_pgd": ratio,
-        "robust_train_acc_pgd": rob[pgd],
-        "robust_train_acc_trades_beta6": rob[tr6],
-        "robust_train_acc_trades_beta1": rob[tr1],
+    recs = _records(ctx, (PGD, TR6, TR1))
+    est = e4_estimates(recs[PGD], recs[TR6], recs[TR1])
+    series = {
+        label: (list(range(1, len(rr[0].epoch_grad_sq) + 1)), [list(r.epoch_grad_sq) for r in rr])
+        for label, rr in recs.items()
     }
-    summary = (
-        f"second-half gradient-norm CV: TRADES β=6 {cvs[tr6]:.3g} vs PGD-AT {cvs[pgd]:.3g} "
-        f"(ratio {ratio:.2f}); robust train acc TRADES β=1 {rob[tr1]:.1f}% vs β=6 {rob[tr6]:.1f}%."
+    cfg = recs[PGD][0].config
+    fig = plot_curves_ci(
+        series, ctx.figures_dir, "e4_grad_norms.png",
+        setup_for(cfg, ctx.tier, seeds=PAIRED_SEEDS[ctx.tier]),
+        title_text="E4 ([P2] §3): mean squared global parameter-gradient norm per epoch on "
+        "random labels, PGD-AT vs TRADES β = 6 and 1.",
+        ylabel="mean over steps of ‖∇_θ L‖₂²", log_y=True, vlines=cfg["milestones"],
+    )  # fmt: skip
+    return empirical_result(
+        ctx.tier, est, E4_CRITERIA, E4_PREMISES,
+        summary="Random labels, paired by seed:",
+        figures=[fig],
+        notes=["[P2]'s theorem on gradient instability was not retrievable (SPEC E4); this "
+               "measures the phenomenon: [P2]'s mean squared gradient norm per epoch."],
+    )  # fmt: skip
+
+
+def _tiers(extra: str = "") -> dict[str, TierPlan]:
+    cpu = (
+        "digits, 200 training points with fully random labels (label noise 1.0, the draw "
+        "varies with the seed), 300 test points, MLP [512, 512], SGD 0.1 momentum 0.9 ×0.1 at "
+        "E/3 and 2E/3, wd 0, no augmentation, batch 50, ε = 0.1 (PGD-5 in training, PGD-10 "
+        "evaluation every 10 epochs); PGD-AT and TRADES β = 6"
     )
-    notes = tier_notes(ctx.tier) + [
-        "[P2]'s theorem on gradient instability was not retrievable (SPEC E4); this measures "
-        "the phenomenon only: the coefficient of variation (std/mean) of the per-step global "
-        "gradient norm over the second half of training.",
-    ]
-    return ClaimResult(verdict, summary, numbers, [fig], [], notes)
+    return {
+        "smoke": TierPlan(
+            runs="digits, 40 random-label points, MLP [64, 64], 4 epochs, seeds 0, 1" + extra,
+            scale="smoke"),
+        "cpu": TierPlan(runs=cpu + extra + "; 150 epochs, seeds 0-4 paired",
+                        scale="digits N=200, MLP, 5 paired seeds"),
+        "cpu-full": TierPlan(runs=cpu + extra + "; 300 epochs, seeds 0-4 paired",
+                             scale="digits N=200, MLP, 5 paired seeds"),
+        "gpu": TierPlan(
+            runs="CIFAR-10 random labels, WRN-28-10, PGD-10 8/255, SGD 0.1 (×0.1 at 100, 200), "
+            "wd 0, 300 epochs ([P2] train.py)" + extra + "; " + GPU_REASON_DATA,
+            scale="CIFAR-10, WRN-28-10"),
+    }  # fmt: skip
 
-
-_RUNS_CPU = (
-    "digits, 200 training points with fully random labels (label noise 1.0, seed 0), 300 test "
-    "points, MLP [512, 512], Adam 1e-3, wd 0, 200 epochs, batch 50, ε = 0.1 (PGD-5 in "
-    "training, PGD-10 evaluation every 10 epochs); PGD-AT and TRADES β = 6"
-)
-_RUNS_GPU = (
-    "CIFAR-10 random labels, WRN-28-10, PGD-10 8/255, SGD 0.1 (×0.1 at 100, 200), wd 0, 300 "
-    "epochs ([P2] train.py); " + GPU_REASON_DATA
-)
 
 CLAIMS = [
     Claim(
@@ -220,20 +241,13 @@ CLAIMS = [
             "accuracy given capacity, while test accuracy stays at chance; TRADES (β = 6) "
             "fails to converge."
         ),
-        source="[P2] §3 (abstract claims 1; official train.py README)",
-        criterion=(
-            f"PGD-AT clean test accuracy (true labels) > chance + {E3_CHANCE_SLACK_PTS:g} pts → "
-            f"not reproduced; else PGD-AT robust train accuracy < {100 * E3_NO_FIT:g}% → "
-            f"inconclusive (no memorization at this budget); ≥ {100 * E3_MIN_ROBUST_TRAIN:g}% → "
-            f"reproduced if TRADES β = 6 robust train accuracy is ≥ {E3_TRADES_SHORTFALL_PTS:g} "
-            "pts lower, else not reproduced; in between → inconclusive."
-        ),
-        tiers={
-            "smoke": TierPlan(runs="digits, 40 random-label points, MLP [64, 64], 4 epochs"),
-            "cpu": TierPlan(runs=_RUNS_CPU),
-            "gpu": TierPlan(runs=_RUNS_GPU),
-        },
+        source="[P2] §3 (abstract claim 1; official train.py README)",
+        kind=EMPIRICAL,
+        premises=E3_PREMISES,
+        criteria=E3_CRITERIA,
+        tiers=_tiers(),
         evaluate=evaluate_e3,
+        requests=lambda tier: rl_requests(tier, (PGD, TR6)),
     ),
     Claim(
         id="E4",
@@ -243,17 +257,11 @@ CLAIMS = [
             "reducing β lets TRADES converge."
         ),
         source="[P2] §3 (abstract claim 2; theorem not retrieved)",
-        criterion=(
-            "Over the second half of training, the coefficient of variation of the per-step "
-            f"gradient norm of TRADES β = 6 ≥ {E4_CV_RATIO:g} × PGD-AT's, and TRADES β = 1 "
-            f"reaches ≥ {E4_BETA_GAIN_PTS:g} pts higher robust train accuracy than β = 6: both "
-            "→ reproduced; neither → not reproduced; one → inconclusive."
-        ),
-        tiers={
-            "smoke": TierPlan(runs="the E3 smoke runs plus TRADES β = 1"),
-            "cpu": TierPlan(runs=_RUNS_CPU + ", plus TRADES β = 1"),
-            "gpu": TierPlan(runs=_RUNS_GPU + ", plus TRADES β = 1"),
-        },
+        kind=EMPIRICAL,
+        premises=E4_PREMISES,
+        criteria=E4_CRITERIA,
+        tiers=_tiers(", plus TRADES β = 1"),
         evaluate=evaluate_e4,
+        requests=lambda tier: rl_requests(tier, (PGD, TR6, TR1)),
     ),
 ]

@@ -10,15 +10,8 @@ import math
 
 import numpy as np
 
-from bridge.claims.common import tier_notes
-from bridge.registry import (
-    NOT_REPRODUCED,
-    REPRODUCED,
-    Claim,
-    ClaimContext,
-    ClaimResult,
-    TierPlan,
-)
+from bridge.registry import TIERS, Claim, ClaimContext, ClaimResult, TierPlan
+from bridge.verdicts import CALCULATOR_CONSISTENCY, FAILED, ILLUSTRATION, VERIFIED
 
 #: T2 instances: N training points, ε (half separation), δ, and the dimensions swept.
 T2_N: int = 1000
@@ -27,14 +20,25 @@ T2_DELTA: float = 0.1
 T2_DIMS: dict[str, tuple[int, ...]] = {
     "smoke": (8, 512),
     "cpu": (8, 32, 128, 512),
+    "cpu-full": (8, 32, 128, 512, 2048),
     "gpu": (8, 32, 128, 512, 2048),
 }
 #: T4: redraws of an implicit bound's arguments until it is not clipped at the trivial value 1.
 T4_MAX_REDRAWS: int = 20
-#: T3: FGSM-AT direction must reach cosine ≥ this with w* on large-margin data.
+#: T3: FGSM-AT direction must reach cosine ≥ this with the cvxpy robust max-margin direction
+#: (Li, Fang, Wang et al. 2020 prove convergence in direction; 0.99 after finite iterations).
 T3_MIN_COSINE: float = 0.99
+#: T3: ℓ2 radius of the linear-separable instances.
+T3_DELTA: float = 0.3
+#: T3: slack of "robust margin ≤ dual value" (cvxpy's solver tolerance is ~1e-8).
+T3_DUAL_SLACK: float = 1e-6
+#: T3 (Thm 5.2): robust training error the mixed learner must reach, and the least gain of
+#: the mean neuron-noise cosine over init (memorization of small-margin noise).
+T3_MAX_ROBUST_ERROR: float = 0.02
+T3_MIN_ALIGNMENT_GAIN: float = 0.2
+T3_MIXED_ITERS: dict[str, int] = {"smoke": 300, "cpu": 300, "cpu-full": 600, "gpu": 600}
 #: T3: iterations of the linear FGSM-AT dynamics per tier.
-T3_ITERS: dict[str, int] = {"smoke": 300, "cpu": 2000, "gpu": 5000}
+T3_ITERS: dict[str, int] = {"smoke": 3000, "cpu": 3000, "cpu-full": 5000, "gpu": 5000}
 
 
 def evaluate_t2(ctx: ClaimContext) -> ClaimResult:
@@ -52,49 +56,77 @@ def evaluate_t2(ctx: ClaimContext) -> ClaimResult:
     last = table[-1]
     robust_dominates = last["robust_generalization_lower"] > last["construction_size"]
     ok = ok_order and ok_lower and robust_dominates
-    verdict = REPRODUCED if ok else NOT_REPRODUCED
+    verdict = VERIFIED if ok else FAILED
     summary = (
         f"N = {T2_N}, ε = {T2_EPS}, δ = {T2_DELTA}: clean < construction at every d: {ok_order}; "
         f"construction ≥ √(Nd) lower bound: {ok_lower}; at d = {last['d']} the robust-"
         f"generalization lower bound {last['robust_generalization_lower']:.3g} exceeds the "
         f"construction size {last['construction_size']:.3g}: {robust_dominates}."
     )
-    notes = tier_notes(ctx.tier) + [
+    notes = [
         "Hidden constants of the Ω rows set to C = 1 (theory.sizes); the ordering at large d "
         "is the asymptotic statement, not a certified size at finite d."
     ]
     numbers = {"all_orderings_hold": ok, "largest_d": last["d"]}
-    return ClaimResult(verdict, summary, numbers, [], table, notes)
+    return ClaimResult(verdict, summary, numbers=numbers, table=table, notes=notes)
 
 
 def evaluate_t3(ctx: ClaimContext) -> ClaimResult:
     from theory.data_models import linear_separable_data
-    from theory.linear import robust_margin
-    from theory.linear_dynamics_torch import adversarial_training_linear
+    from theory.linear import NotRobustlySeparableError, robust_max_margin_direction
+    from theory.linear_dynamics_torch import adversarial_training_linear, train_mixed_learner
 
-    data = linear_separable_data(40, 0, 50, 1.0, 1.0, 0.05, seed=0)
-    delta = 0.3
+    # Thm 5.1 / implicit bias: FGSM-AT direction vs the cvxpy robust max-margin direction
+    data = linear_separable_data(100, 0, 50, alpha=1.0, beta=0.1, noise_std=0.3, seed=1)
+    delta = T3_DELTA
+    opt = robust_max_margin_direction(data.x, data.y, delta=delta, p=2)
     traj = adversarial_training_linear(
-        data.x, data.y, delta=delta, p=2, n_iter=T3_ITERS[ctx.tier], reference=data.w_star
-    )
+        data.x, data.y, delta=delta, p=2, n_iter=T3_ITERS[ctx.tier], reference=opt.direction,
+        record_every=T3_ITERS[ctx.tier],
+    )  # fmt: skip
     cosine = float(traj.cosine_to_reference[-1])
-    # exact companion fact: the robust margin of w* equals y wᵀx − δ‖w‖₂ (closed form)
-    margins = robust_margin(data.w_star, data.x, data.y, delta=delta, p=2)
-    closed = data.y * (data.x @ data.w_star) - delta * np.linalg.norm(data.w_star)
-    margin_err = float(np.max(np.abs(np.asarray(margins) - closed)))
-    ok = cosine >= T3_MIN_COSINE and margin_err <= 1e-9
-    verdict = REPRODUCED if ok else NOT_REPRODUCED
-    summary = (
-        f"FGSM-AT (ℓ2, δ = {delta}, exponential loss, w₀ = 0) on 40 large-margin points in d = 50: "
-        f"cos(w_T, w*) = {cosine:.4f} after {T3_ITERS[ctx.tier]} iterations; robust-margin "
-        f"closed form error {margin_err:.1e}."
+    margin_ok = float(traj.robust_margins[-1]) <= opt.dual_value + T3_DUAL_SLACK
+    # Thm 5.2: small-margin points make the linear part alone non-robust (LP evidence); the
+    # mixed learner reaches ≈ 0 robust training error by aligning neurons with their noise
+    mixed = linear_separable_data(400, 20, 30, alpha=1.0, beta=0.1, noise_std=0.3, seed=0)
+    try:
+        robust_max_margin_direction(mixed.x, mixed.y, delta=delta, p=2)
+        linear_fails = False
+    except NotRobustlySeparableError:
+        linear_fails = True
+    res = train_mixed_learner(mixed, delta=delta, bias=0.5, n_iter=T3_MIXED_ITERS[ctx.tier], seed=0)
+    align_gain = float(res.alignment.mean() - res.alignment_at_init.mean())
+    thm52 = (
+        linear_fails
+        and res.robust_train_error <= T3_MAX_ROBUST_ERROR
+        and align_gain >= T3_MIN_ALIGNMENT_GAIN
     )
-    numbers = {"cosine_to_w_star": cosine, "robust_margin_max_error": margin_err}
-    notes = tier_notes(ctx.tier) + [
-        "Thm 5.2 (mixed learner memorizing small-margin noise) is checked in tests/theory; "
-        "here only Thm 5.1 and the closed-form robust margin."
+    ok = cosine >= T3_MIN_COSINE and margin_ok and thm52
+    verdict = VERIFIED if ok else FAILED
+    summary = (
+        f"Thm 5.1: FGSM-AT (ℓ2, δ = {delta}, exponential loss, w₀ = 0) after "
+        f"{T3_ITERS[ctx.tier]} iterations has cos = {cosine:.4f} with the cvxpy robust "
+        f"max-margin direction (duality gap {opt.gap:.1e}); its robust margin "
+        f"{'does not exceed' if margin_ok else 'EXCEEDS'} the dual certificate. Thm 5.2: "
+        f"{'no' if linear_fails else 'a'} linear classifier is robust on the small-margin data "
+        f"(LP evidence found: {linear_fails}); the mixed learner reaches robust train error "
+        f"{res.robust_train_error:.3f} and its neurons align with the small-margin noise "
+        f"(mean cosine +{align_gain:.2f} over init)."
+    )
+    numbers = {
+        "cosine_to_max_margin": cosine,
+        "max_margin_duality_gap": opt.gap,
+        "robust_margin_within_dual": margin_ok,
+        "linear_not_robustly_separable": linear_fails,
+        "mixed_robust_train_error": res.robust_train_error,
+        "mixed_clean_train_error": res.clean_train_error,
+        "mixed_alignment_gain": align_gain,
+    }
+    notes = [
+        "Numerical illustration of [P1] Thms 5.1/5.2 on the SPEC T3 data model; the mixed "
+        "learner's training algorithm is our documented choice (theory.linear_dynamics_torch)."
     ]
-    return ClaimResult(verdict, summary, numbers, [], [], notes)
+    return ClaimResult(verdict, summary, numbers=numbers, notes=notes)
 
 
 def evaluate_t4(ctx: ClaimContext) -> ClaimResult:
@@ -131,17 +163,21 @@ def evaluate_t4(ctx: ClaimContext) -> ClaimResult:
         ok_all &= agree
         table.append({"bound": name, "value": res.value, "sympy": sym, "agree": agree,
                       "certified": res.certified})  # fmt: skip
-    verdict = REPRODUCED if ok_all else NOT_REPRODUCED
+    verdict = VERIFIED if ok_all else FAILED
     summary = (
         f"{sum(r['agree'] for r in table)} of {len(table)} registered bound calculators agree "
         "with their sympy forms at a sampled valid point (seed 0)."
     )
-    notes = tier_notes(ctx.tier) + [
+    notes = [
         "A consistency check of the calculators (theory.bounds.REGISTRY) against their own "
         "sympy forms; the full conformance suite is tests/theory/test_bounds_conformance.py."
     ]
     return ClaimResult(
-        verdict, summary, {"all_agree": ok_all, "n_bounds": len(table)}, [], table, notes
+        verdict,
+        summary,
+        numbers={"all_agree": ok_all, "n_bounds": len(table)},
+        table=table,
+        notes=notes,
     )
 
 
@@ -156,28 +192,42 @@ CLAIMS = [
             "exp(Ω(d)); robust memorization needs Ω(√(Nd))."
         ),
         source="[P1] Thm 3.5; [C22] Thms 2.2, 2.3, 4.3",
+        kind=CALCULATOR_CONSISTENCY,
         criterion=(
             "For N = 1000, ε = 0.25, δ = 0.1 over the tier's dimensions: clean size < "
             "construction size and construction size ≥ √(Nd) at every d, and at the largest d "
             "the robust-generalization lower bound (C = 1) exceeds the construction size → "
-            "reproduced; otherwise not reproduced."
+            "verified; otherwise failed."
         ),
         tiers={t: TierPlan(runs=f"d ∈ {list(T2_DIMS[t])}; {_ALL_TIERS}") for t in T2_DIMS},
         evaluate=evaluate_t2,
     ),
     Claim(
         id="T3",
-        title="Linear-separable analysis: FGSM-AT converges to w*",
+        title="Linear-separable analysis: AT converges to the robust max-margin direction and "
+        "memorizes small-margin noise",
         paper_claim=(
             "FGSM-AT on large-margin linearly separable data with a zero-initialized linear "
-            "model and the exponential loss under an ℓ2 attack converges in direction to w*."
+            "model and the exponential loss under an ℓ2 attack converges in direction to the "
+            "robust max-margin direction (Thm 5.1); with small-margin points a mixed learner "
+            "reaches zero robust training error by memorizing their noise (Thm 5.2)."
         ),
-        source="[P1] §5, Thm 5.1",
+        source="[P1] §5, Thms 5.1 and 5.2; Li, Fang, Wang et al. 2020",
+        kind=ILLUSTRATION,
         criterion=(
-            f"cos(w_T, w*) ≥ {T3_MIN_COSINE:g} and the closed-form robust margin matches "
-            "y wᵀx − δ‖w‖₂ to 1e-9 → reproduced; otherwise not reproduced."
+            f"cos(w_T, cvxpy robust max-margin direction) ≥ {T3_MIN_COSINE:g}, the robust margin "
+            f"of w_T ≤ the dual certificate, and on data with small-margin points (where the "
+            f"LP shows no linear robust separator) the mixed learner's robust train error ≤ "
+            f"{T3_MAX_ROBUST_ERROR:g} with neuron-noise alignment gain ≥ "
+            f"{T3_MIN_ALIGNMENT_GAIN:g} → verified; otherwise failed."
         ),
-        tiers={t: TierPlan(runs=f"{T3_ITERS[t]} iterations; {_ALL_TIERS}") for t in T3_ITERS},
+        tiers={
+            t: TierPlan(
+                runs=f"{T3_ITERS[t]} FGSM-AT iterations, {T3_MIXED_ITERS[t]} mixed-learner "
+                f"iterations; {_ALL_TIERS}"
+            )
+            for t in TIERS
+        },
         evaluate=evaluate_t3,
     ),
     Claim(
@@ -188,12 +238,13 @@ CLAIMS = [
             "with explicit constants and sympy forms."
         ),
         source="[P1] §6; SPEC T4",
+        kind=CALCULATOR_CONSISTENCY,
         criterion=(
             "Every calculator in theory.bounds.REGISTRY evaluates at a sampled valid point "
-            "(seed 0) and equals its sympy form (relative tolerance 1e-6) → reproduced; "
-            "otherwise not reproduced."
+            "(seed 0) and equals its sympy form (relative tolerance 1e-6) → verified; "
+            "otherwise failed."
         ),
-        tiers={t: TierPlan(runs=_ALL_TIERS) for t in ("smoke", "cpu", "gpu")},
+        tiers={t: TierPlan(runs=_ALL_TIERS) for t in TIERS},
         evaluate=evaluate_t4,
     ),
 ]

@@ -446,9 +446,14 @@ REAL_REPORT_CHILD = textwrap.dedent(
 
     real_train = trainers.train
 
-    def train(config, run_dir, **kw):
-        if "rl-trades" in str(run_dir):  # the second run of claim E3 at the smoke tier
+    def kill_at_epoch_3(ctx):
+        if ctx.epoch == 3:
             os.kill(os.getpid(), signal.SIGKILL)
+        return {{}}
+
+    def train(config, run_dir, **kw):
+        if "rl-trades" in str(run_dir):  # the third run of claim E3 at the smoke tier
+            kw["callbacks"] = [*kw.get("callbacks", ()), kill_at_epoch_3]
         return real_train(config, run_dir, **kw)
 
     if sys.argv[1] == "kill":
@@ -460,12 +465,13 @@ REAL_REPORT_CHILD = textwrap.dedent(
 
 @pytest.mark.slow
 def test_killed_robmem_report_rerun_reuses_finished_runs(tmp_path):
-    """The real ``robmem report`` (claim E3, smoke tier) killed -9 in its second run."""
+    """The real ``robmem report`` (claim E3, smoke tier) killed -9 in epoch 3 of its third run:
+    the finished runs are reused, the half-finished one is resumed (not deleted)."""
     script = tmp_path / "report_child.py"
     script.write_text(REAL_REPORT_CHILD.format(repo=str(REPO)))
     cache = tmp_path / "cache"
     argv = ["report", "--tier", "smoke", "--claims", "E3", "--out", str(tmp_path / "report"),
-            "--cache-dir", str(cache)]  # fmt: skip
+            "--cache-dir", str(cache), "--jobs", "1"]  # fmt: skip
 
     def run(mode: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -476,11 +482,18 @@ def test_killed_robmem_report_rerun_reuses_finished_runs(tmp_path):
     first = run("kill")
     assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
     done = [p for p in cache.iterdir() if (p / "result.json").exists()]
-    assert [p.name.startswith("rl-pgd") for p in done] == [True]
+    assert sorted(p.name.startswith("rl-pgd") for p in done) == [True, True]
     stamp = {p: (p / "result.json").stat().st_mtime_ns for p in done}
+    (half,) = [p for p in cache.iterdir() if p.name.startswith("rl-trades-b6-s0")]
+    rows_before = (half / "train" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows_before] == [1, 2]
     second = run("plain")
     assert second.returncode == 0, second.stderr[-3000:]
+    assert "resuming the half-finished run" in second.stderr
     for p, mtime in stamp.items():
         assert (p / "result.json").stat().st_mtime_ns == mtime  # reused, not re-run
-    assert len([p for p in cache.iterdir() if (p / "result.json").exists()]) == 2
+    rows_after = (half / "train" / "metrics.jsonl").read_text().splitlines()
+    assert rows_after[:2] == rows_before  # resumed from its checkpoint, not started afresh
+    assert [json.loads(r)["epoch"] for r in rows_after] == [1, 2, 3, 4]
+    assert len([p for p in cache.iterdir() if (p / "result.json").exists()]) == 4
     assert (tmp_path / "report" / "index.html").exists()

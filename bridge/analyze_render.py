@@ -11,7 +11,6 @@ page: the sections show the last, and B1 adds the per-epoch curve.
 
 from __future__ import annotations
 
-import base64
 import csv
 import datetime as _dt
 import html
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from bridge.analyze import Analysis
+from bridge.render import CSS, format_number, html_table, json_safe, md_table, png_data_uri
 from bridge.stats import Estimate
 
 logger = logging.getLogger(__name__)
@@ -41,21 +41,9 @@ PER_EXAMPLE_FILE = "per_example.csv"
 FIGURES_DIR = "figures"
 #: Resolution of the PNG files, as the report's figures (bridge.plots.DPI).
 DPI: int = 110
-#: Significant digits in the tables (the JSON keeps full precision), as the report.
-TABLE_DIGITS: int = 4
 #: Smallest value drawn on a log axis (a non-positive measured gap is drawn there).
 LOG_FLOOR: float = 1e-3
 EPS_LABEL = "ℓ∞ radius ε (pixel units, [0,1] scale)"
-_CSS = """
-body{font-family:system-ui,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
-color:#1d1d1f;line-height:1.45}
-table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;
-text-align:left;font-size:.92em}th{background:#f2f2f2}
-section{border-top:2px solid #ddd;margin-top:1.6em;padding-top:.4em}
-figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
-figcaption{font-size:.9em;color:#333}code{background:#f5f5f5;padding:1px 4px}
-.crit{background:#f7f7fb;border-left:4px solid #8888cc;padding:.4em .8em}
-"""
 
 
 @dataclass
@@ -72,24 +60,6 @@ class Section:
     notes: list[str] = field(default_factory=list)
 
 
-def format_number(value: Any) -> str:
-    """How a number appears in the tables (the JSON keeps full precision)."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        v = float(value)
-        if math.isinf(v):
-            return "∞" if v > 0 else "−∞"
-        if math.isnan(v):
-            return "n/a"
-        return f"{v:.{TABLE_DIGITS}g}"
-    return str(value)
-
-
 def ci_text(est: Estimate, scale: float = 1.0) -> str:
     """``"12.3 [10.1, 14.5] (n=300, wilson)"``."""
     e = est.scaled(scale) if scale != 1.0 else est
@@ -97,22 +67,6 @@ def ci_text(est: Estimate, scale: float = 1.0) -> str:
         f"{format_number(e.mean)} [{format_number(e.low)}, {format_number(e.high)}] "
         f"(n={e.n}, {e.method})"
     )
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    if isinstance(value, pathlib.Path):
-        return str(value)
-    return value
 
 
 # ============================================================================ output folder
@@ -592,46 +546,13 @@ def build_sections(analyses: Sequence[Analysis], figures: pathlib.Path) -> list[
 
 
 # ============================================================================ rendering
-def _png_data_uri(path: pathlib.Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
-def _columns(rows: list[dict[str, Any]]) -> list[str]:
-    cols: list[str] = []
-    for row in rows:
-        cols.extend(c for c in row if c not in cols)
-    return cols
-
-
-def _html_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
-    cols = _columns(rows)
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(format_number(r.get(c)))}</td>" for c in cols) + "</tr>"
-        for r in rows
-    )
-    return f"<table class='detail'><tr>{head}</tr>{body}</table>"
-
-
-def _md_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
-    cols = _columns(rows)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        lines.append("| " + " | ".join(format_number(r.get(c)) for c in cols) + " |")
-    return "\n".join(lines)
-
-
 def render_html(meta: dict[str, Any], sections: list[Section], out: pathlib.Path) -> str:
     """The self-contained page (figures inlined)."""
     esc = html.escape
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>robmem analyze: {esc(meta['source'])}</title>",
-        f"<style>{_CSS}</style></head><body>",
+        f"<style>{CSS}</style></head><body>",
         f"<h1>robmem analyze: <code>{esc(meta['source'])}</code></h1>",
         f"<p>Generated {esc(meta['generated_utc'])} in {meta['wall_s']:.1f} s. Model: "
         f"{esc(meta['model'])}. Data: {esc(meta['data'])}. Threat model: "
@@ -658,9 +579,9 @@ def render_html(meta: dict[str, Any], sections: list[Section], out: pathlib.Path
                 for k, v in s.numbers.items()
             )
             parts.append(f"<table><tr><th>number</th><th>value</th></tr>{rows}</table>")
-        parts.append(_html_table(s.table))
+        parts.append(html_table(s.table))
         for fname, caption in s.figures:
-            uri = _png_data_uri(out / FIGURES_DIR / fname)
+            uri = png_data_uri(out / FIGURES_DIR / fname)
             parts.append(
                 f"<figure><img src='{uri}' alt='{esc(fname)}'>"
                 f"<figcaption>{esc(caption)}</figcaption></figure>"
@@ -698,7 +619,7 @@ def render_markdown(meta: dict[str, Any], sections: list[Section]) -> str:
             lines += [f"| {k} | {format_number(v)} |" for k, v in s.numbers.items()]
             lines.append("")
         if s.table:
-            lines += [_md_table(s.table), ""]
+            lines += [md_table(s.table), ""]
         for fname, caption in s.figures:
             lines += [f"![{fname}]({FIGURES_DIR}/{fname})", "", f"*{caption}*", ""]
         lines += [f"*Note.* {n}\n" for n in s.notes]
@@ -712,7 +633,7 @@ def _numbers_csv(analyses: Sequence[Analysis]) -> str:
     w.writerow(["model", "epoch", "number", "value"])
     for a in analyses:
         for k, v in a.numbers().items():
-            w.writerow([a.label, "" if a.epoch is None else a.epoch, k, _json_safe(v)])
+            w.writerow([a.label, "" if a.epoch is None else a.epoch, k, json_safe(v)])
     return buf.getvalue()
 
 
@@ -777,7 +698,7 @@ def write_analysis(
         "analyses": [x.as_dict() for x in analyses],
     }  # fmt: skip
     (out / JSON_FILE).write_text(
-        json.dumps(_json_safe(doc), indent=1, allow_nan=False, default=str) + "\n"
+        json.dumps(json_safe(doc), indent=1, allow_nan=False, default=str) + "\n"
     )
     (out / CSV_FILE).write_text(_numbers_csv(analyses))
     (out / PER_EXAMPLE_FILE).write_text(_per_example_csv(a))

@@ -19,14 +19,12 @@ own manifest.
 
 from __future__ import annotations
 
-import base64
 import csv
 import datetime as _dt
 import html
 import io
 import json
 import logging
-import math
 import pathlib
 import platform
 import time
@@ -51,6 +49,7 @@ from bridge.registry import (
     check_tier,
     select_claims,
 )
+from bridge.render import CSS, format_number, html_table, json_safe, md_table, png_data_uri
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +60,6 @@ MARKDOWN_FILE = "report.md"
 JSON_FILE = "report.json"
 CSV_FILE = "numbers.csv"
 FIGURES_DIR = "figures"
-#: Significant digits of numbers in the tables (JSON keeps full precision).
-TABLE_DIGITS: int = 4
 
 _VERDICT_COLOURS = {
     "reproduced": "#1b7a2e",
@@ -99,21 +96,6 @@ class Report:
 
     def verdicts(self) -> dict[str, str]:
         return {o.claim.id: o.result.verdict for o in self.outcomes}
-
-
-def format_number(value: Any) -> str:
-    """How a number appears in the HTML/Markdown tables (the JSON keeps full precision)."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return "n/a"
-        return f"{value:.{TABLE_DIGITS}g}"
-    return str(value)
 
 
 def _is_previous_report(out_dir: pathlib.Path) -> dict[str, Any] | None:
@@ -242,19 +224,6 @@ def evaluate_claims(
     return outcomes
 
 
-def _json_safe(value: Any) -> Any:
-    """Replace non-finite floats by None, recursively (JSON has no NaN/inf)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        return _json_safe(value.item())
-    return value
-
-
 def vars_of(criterion: Any) -> dict[str, Any]:
     """A criterion as JSON (name, statistic, side, threshold, upper, unit, source)."""
     return {k: getattr(criterion, k) for k in (
@@ -308,49 +277,6 @@ def _outcome_json(o: ClaimOutcome) -> dict[str, Any]:
     }
 
 
-def _png_data_uri(path: pathlib.Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
-def _html_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
-    cols: list[str] = []
-    for row in rows:
-        cols.extend(c for c in row if c not in cols)
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(format_number(r.get(c)))}</td>" for c in cols) + "</tr>"
-        for r in rows
-    )
-    return f"<table class='detail'><tr>{head}</tr>{body}</table>"
-
-
-def _md_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
-    cols: list[str] = []
-    for row in rows:
-        cols.extend(c for c in row if c not in cols)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        lines.append("| " + " | ".join(format_number(r.get(c)) for c in cols) + " |")
-    return "\n".join(lines)
-
-
-_CSS = """
-body{font-family:system-ui,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
-color:#1d1d1f;line-height:1.45}
-table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;
-text-align:left;font-size:.92em}th{background:#f2f2f2}
-.verdict{font-weight:600;color:#fff;padding:1px 7px;border-radius:4px;white-space:nowrap}
-section{border-top:2px solid #ddd;margin-top:1.6em;padding-top:.4em}
-figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
-figcaption{font-size:.9em;color:#333}code{background:#f5f5f5;padding:1px 4px}
-.crit{background:#f7f7fb;border-left:4px solid #8888cc;padding:.4em .8em}
-"""
-
-
 def _verdict_badge(verdict: str) -> str:
     colour = _VERDICT_COLOURS.get(verdict, "#555")
     return f"<span class='verdict' style='background:{colour}'>{html.escape(verdict)}</span>"
@@ -364,7 +290,7 @@ def render_html(
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>robmem report ({esc(report_meta['tier'])} tier)</title>",
-        f"<style>{_CSS}</style></head><body>",
+        f"<style>{CSS}</style></head><body>",
         f"<h1>robmem report: <code>{esc(report_meta['tier'])}</code> tier</h1>",
         f"<p>Generated {esc(report_meta['generated_utc'])} on {esc(report_meta['host'])} in "
         f"{report_meta['wall_s']:.1f} s. Command: <code>{esc(report_meta['command'])}</code>. "
@@ -386,7 +312,7 @@ def render_html(
         )
     parts.append("</table>")
     parts.append("<h2>Amendments</h2><p>Criteria changed after results were seen.</p>")
-    parts.append(_html_table(amendment_rows()))
+    parts.append(html_table(amendment_rows()))
     for o in outcomes:
         c, r = o.claim, o.result
         parts.append(f"<section id='{c.id}'><h2>{c.id}. {esc(c.title)}</h2>")
@@ -401,7 +327,7 @@ def render_html(
             parts.append(f"<p><b>Runs at this tier.</b> {esc(plan.runs)}</p>")
         if r.estimates:
             parts.append("<p><b>Estimates behind the verdict.</b></p>")
-            parts.append(_html_table(estimate_rows(r)))
+            parts.append(html_table(estimate_rows(r)))
         if r.readings:
             parts.append(
                 "<p><b>Readings.</b> " + esc("; ".join(f"{n}: {v}" for n, v in r.readings)) + "</p>"
@@ -414,9 +340,9 @@ def render_html(
             parts.append(
                 f"<table class='numbers'><tr><th>number</th><th>value</th></tr>{rows}</table>"
             )
-        parts.append(_html_table(r.table))
+        parts.append(html_table(r.table))
         for f in r.figures:
-            uri = _png_data_uri(out / FIGURES_DIR / f.filename)
+            uri = png_data_uri(out / FIGURES_DIR / f.filename)
             parts.append(
                 f"<figure><img src='{uri}' alt='{esc(f.filename)}'>"
                 f"<figcaption>{esc(f.caption)}</figcaption></figure>"
@@ -454,7 +380,7 @@ def render_markdown(report_meta: dict[str, Any], outcomes: list[ClaimOutcome]) -
             f"{summary} |"
         )
     lines += ["", "## Amendments", "", "Criteria changed after results were seen.", ""]
-    lines += [_md_table(amendment_rows()), ""]
+    lines += [md_table(amendment_rows()), ""]
     for o in outcomes:
         c, r = o.claim, o.result
         lines += ["", f"## {c.id}. {c.title}", "", f"**Verdict: {r.verdict}.** {r.summary}", ""]
@@ -464,7 +390,7 @@ def render_markdown(report_meta: dict[str, Any], outcomes: list[ClaimOutcome]) -
         if plan.enabled:
             lines += [f"**Runs at this tier.** {plan.runs}", ""]
         if r.estimates:
-            lines += ["**Estimates behind the verdict.**", "", _md_table(estimate_rows(r)), ""]
+            lines += ["**Estimates behind the verdict.**", "", md_table(estimate_rows(r)), ""]
         if r.readings:
             lines += ["**Readings.** " + "; ".join(f"{n}: {v}" for n, v in r.readings), ""]
         if r.numbers:
@@ -472,7 +398,7 @@ def render_markdown(report_meta: dict[str, Any], outcomes: list[ClaimOutcome]) -
             lines += [f"| {k} | {format_number(v)} |" for k, v in r.numbers.items()]
             lines.append("")
         if r.table:
-            lines += [_md_table(r.table), ""]
+            lines += [md_table(r.table), ""]
         for f in r.figures:
             lines += [f"![{f.filename}]({FIGURES_DIR}/{f.filename})", "", f"*{f.caption}*", ""]
         for note in r.notes:
@@ -577,8 +503,8 @@ def build_report(
         "cache_misses": list(cache.misses),
     }
     for o in outcomes:  # the tables and the JSON show the same (finite or None) values
-        o.result.numbers = _json_safe(o.result.numbers)
-        o.result.table = _json_safe(o.result.table)
+        o.result.numbers = json_safe(o.result.numbers)
+        o.result.table = json_safe(o.result.table)
     doc = {
         **meta,
         "amendments": amendment_rows(),

@@ -59,114 +59,16 @@ def _save(fig, figures_dir: pathlib.Path, filename: str, text: str, setup: Setup
     return Figure(filename=filename, caption=f"{text} {setup.caption()}")
 
 
+def _clip_percent(ax, ylabel: str) -> None:
+    """Accuracy axes show 0-100 %: a t-interval of few seeds can reach past them."""
+    if "(%)" in ylabel:
+        ax.set_ylim(-2.0, 105.0)
+
+
 def _epoch_colours(n: int):
     plt = _plt()
     cmap = plt.get_cmap("viridis")
     return [cmap(k / max(n - 1, 1)) for k in range(n)]
-
-
-def plot_flatness_vs_eps(
-    curves: Mapping[int, Mapping[str, Sequence[float]]],
-    eps: Sequence[float],
-    train_eps: float,
-    figures_dir: pathlib.Path,
-    filename: str,
-    setup: Setup,
-) -> Figure:
-    """E2: mean max-gradient-norm and loss change vs ε, one curve per epoch, train vs test.
-
-    ``curves[epoch][key]`` with keys ``train_grad``, ``test_grad``, ``train_change``,
-    ``test_change`` (lists over ``eps``).
-    """
-    plt = _plt()
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
-    epochs = sorted(curves)
-    colours = _epoch_colours(len(epochs))
-    panels = [
-        ("train_grad", "train: max ‖∇ₓL‖₁ in ball (nats per pixel unit)"),
-        ("test_grad", "test: max ‖∇ₓL‖₁ in ball (nats per pixel unit)"),
-        ("train_change", f"train: max loss change in ball ({LOSS_UNIT})"),
-        ("test_change", f"test: max loss change in ball ({LOSS_UNIT})"),
-    ]
-    for ax, (key, title) in zip(axes.flat, panels, strict=True):
-        for colour, epoch in zip(colours, epochs, strict=True):
-            ax.plot(eps, curves[epoch][key], marker="o", ms=3, color=colour, label=f"epoch {epoch}")
-        ax.axvline(train_eps, color="k", ls="--", lw=1, label="training ε")
-        ax.set_title(title, fontsize=10)
-        ax.set_ylabel(title.split(": ")[1], fontsize=8)
-        ax.grid(alpha=0.3)
-    for ax in axes[1]:
-        ax.set_xlabel(EPS_LABEL)
-    axes[0, 0].legend(fontsize=7)
-    text = (
-        "E2 (input loss landscape, [P1] Figs 2-3): mean over samples of the PGD lower estimate "
-        "of max_{‖ξ‖∞≤ε} ‖∇ₓL(x+ξ)‖₁ (top) and of max_{‖ξ‖∞≤ε} L(x+ξ)−L(x) (bottom), train "
-        "(left) vs test (right), one curve per epoch; dashed line = training radius."
-    )
-    return _save(fig, figures_dir, filename, text, setup)
-
-
-def plot_gap_vs_bounds(
-    epochs: Sequence[int],
-    robust_gap: Sequence[float],
-    first_order: Sequence[float],
-    grad_term: Sequence[float],
-    global_bound: Sequence[float],
-    per_eps: Mapping[str, Sequence[float]] | None,
-    figures_dir: pathlib.Path,
-    filename: str,
-    setup: Setup,
-    *,
-    measured_change: Sequence[float] | None = None,
-) -> Figure:
-    """B1: measured robust gap vs the global-flatness and first-order bounds over epochs.
-
-    Left: per epoch, the measured robust loss gap (robust test − robust train loss), the
-    Thm 6.3 shape ``N^{-1/(d+2)}·global flatness`` (C = 1, C(D,L) = 0), the exact first-order
-    bound ``ε·mean max ‖∇ₓL‖₁`` on the test set (with its measured left side), and the
-    gradient-norm term itself on a second axis. Right (optional): the same at the last epoch
-    against ε (keys ``eps``, ``change``, ``first_order``).
-    """
-    plt = _plt()
-    ncols = 2 if per_eps else 1
-    fig, axes = plt.subplots(1, ncols, figsize=(5.8 * ncols, 5.2), squeeze=False)
-    ax = axes[0, 0]
-    robust_gap = np.maximum(np.asarray(robust_gap, dtype=float), LOG_FLOOR)
-    ax.plot(epochs, robust_gap, "o-", color="C3", label="measured robust gap (test − train)")
-    if measured_change is not None:
-        ax.plot(epochs, measured_change, "s-", color="C2", label="test: mean max loss change")
-    ax.plot(epochs, first_order, "^--", color="C0", label="first-order bound ε·E max‖∇ₓL‖₁")
-    ax.plot(epochs, global_bound, "v:", color="C1", label="Thm 6.3 shape N^(-1/(d+2))·flatness")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"cross-entropy ({LOSS_UNIT}, log scale)")
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax2 = ax.twinx()
-    ax2.plot(epochs, grad_term, "d-", color="grey", alpha=0.6, label="test E max‖∇ₓL‖₁ (right)")
-    ax2.set_ylabel("gradient-norm term (nats per pixel unit)")
-    h1, l1 = ax.get_legend_handles_labels()
-    h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
-    ax.set_title("per epoch, at the training ε", fontsize=10)
-    if per_eps:
-        bx = axes[0, 1]
-        bx.plot(
-            per_eps["eps"], per_eps["change"], "s-", color="C2", label="test: mean max loss change"
-        )
-        bx.plot(per_eps["eps"], per_eps["first_order"], "^--", color="C0", label="ε·E max‖∇ₓL‖₁")
-        bx.set_xlabel(EPS_LABEL)
-        bx.set_ylabel(f"cross-entropy ({LOSS_UNIT})")
-        bx.set_title("last epoch, per ε (test set)", fontsize=10)
-        bx.grid(alpha=0.3)
-        bx.legend(fontsize=7)
-    text = (
-        "B1: measured robust generalization gap against [P1] Thm 6.3 (global flatness; the "
-        "hidden constants are set to C = 1, C(D,L) = 0, so it is a shape, not a certified "
-        "bound) and the exact first-order bound (mean-value theorem), whose gradient term is "
-        "a PGD lower estimate of the supremum. Left axis log scale (values below "
-        f"{LOG_FLOOR:g} drawn at {LOG_FLOOR:g})."
-    )
-    return _save(fig, figures_dir, filename, text, setup)
 
 
 def plot_vacuity(
@@ -196,51 +98,6 @@ def plot_vacuity(
         "B2: clean generalization gap against the clean / VC bound ([P1] Thm 6.2 with "
         "VCdim = W·L·log2 W, Bartlett et al. 2019, constant 1); gaps below 1e-4 are drawn "
         "at 1e-4."
-    )
-    return _save(fig, figures_dir, filename, text, setup)
-
-
-def plot_construction_vs_at(
-    rows: Sequence[Mapping[str, float]],
-    figures_dir: pathlib.Path,
-    filename: str,
-    setup: Setup,
-) -> Figure:
-    """B3: certified robust train / clean test / robust test accuracy, construction vs AT.
-
-    ``rows``: dicts with ``name`` and the three accuracies in percent (None = not measured).
-    """
-    plt = _plt()
-    metrics = [
-        ("robust_train_acc", "robust train"),
-        ("clean_test_acc", "clean test"),
-        ("robust_test_acc", "robust test (PGD)"),
-    ]
-    fig, ax = plt.subplots(figsize=(7.5, 4.6))
-    width = 0.8 / max(len(rows), 1)
-    x = np.arange(len(metrics))
-    for k, row in enumerate(rows):
-        vals = [row.get(m) for m, _ in metrics]
-        heights = [v if v is not None else 0.0 for v in vals]
-        bars = ax.bar(x + (k - (len(rows) - 1) / 2) * width, heights, width, label=row["name"])
-        for bar, v in zip(bars, vals, strict=True):
-            label = "n/a" if v is None else f"{v:.0f}"
-            ax.text(
-                bar.get_x() + bar.get_width() / 2,
-                bar.get_height() + 1,
-                label,
-                ha="center",
-                fontsize=7,
-            )
-    ax.set_xticks(x, [name for _, name in metrics])
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 110)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
-    ax.grid(alpha=0.3, axis="y")
-    text = (
-        "B3: the T1 robust-memorization construction (certified robust train accuracy by "
-        "interval arithmetic) next to an adversarially trained network, on the same data; "
-        "robust test accuracy by PGD (an upper estimate of true robust accuracy)."
     )
     return _save(fig, figures_dir, filename, text, setup)
 
@@ -290,71 +147,6 @@ def plot_measures_vs_gap(
     return _save(fig, figures_dir, filename, text, setup)
 
 
-def plot_training_curves(
-    series: Mapping[str, Mapping[str, Sequence[float]]],
-    figures_dir: pathlib.Path,
-    filename: str,
-    setup: Setup,
-    *,
-    title_text: str,
-    ylabel: str,
-    xlabel: str = "epoch",
-    log_y: bool = False,
-    chance: float | None = None,
-) -> Figure:
-    """Generic curves (E3 accuracies, E4 gradient norms, E6 robust test accuracy).
-
-    ``series[label] = {"x": [...], "y": [...]}``.
-    """
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for label, xy in series.items():
-        ax.plot(xy["x"], xy["y"], "-", lw=1.4, label=label)
-    if chance is not None:
-        ax.axhline(chance, color="k", ls=":", lw=1, label="chance")
-    if log_y:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _save(fig, figures_dir, filename, title_text, setup)
-
-
-def plot_accuracy_table(
-    rows: Sequence[Mapping[str, float]],
-    figures_dir: pathlib.Path,
-    filename: str,
-    setup: Setup,
-) -> Figure:
-    """E1: the four accuracies (robust test/train, clean test/train) of standard vs AT runs."""
-    plt = _plt()
-    keys = [
-        ("robust_test", "robust test"),
-        ("robust_train", "robust train"),
-        ("clean_test", "clean test"),
-        ("clean_train", "clean train"),
-    ]
-    fig, ax = plt.subplots(figsize=(7.5, 4.4))
-    width = 0.8 / max(len(rows), 1)
-    x = np.arange(len(keys))
-    for k, row in enumerate(rows):
-        vals = [float(row[key]) for key, _ in keys]
-        bars = ax.bar(x + (k - (len(rows) - 1) / 2) * width, vals, width, label=str(row["name"]))
-        for bar, v in zip(bars, vals, strict=True):
-            ax.text(bar.get_x() + bar.get_width() / 2, v + 1, f"{v:.1f}", ha="center", fontsize=7)
-    ax.set_xticks(x, [name for _, name in keys])
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 112)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=4)
-    ax.grid(alpha=0.3, axis="y")
-    text = (
-        "E1 ([P1] Table 1 protocol): robust (PGD) and clean accuracy on train and test for "
-        "standard training vs PGD-AT."
-    )
-    return _save(fig, figures_dir, filename, text, setup)
-
-
 # ---------------------------------------------------------------- spread across seeds
 def plot_bars_ci(
     groups: Mapping[str, Mapping[str, object]],
@@ -399,6 +191,7 @@ def plot_bars_ci(
         ax.axhline(chance, color="k", ls=":", lw=1, label="chance")
     ax.set_xticks(x, metrics, fontsize=8)
     ax.set_ylabel(ylabel)
+    _clip_percent(ax, ylabel)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=7)
     return _save(
@@ -447,6 +240,7 @@ def plot_curves_ci(
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    _clip_percent(ax, ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _save(
@@ -474,4 +268,51 @@ def plot_scatter(
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    return _save(fig, figures_dir, filename, title_text, setup)
+
+
+#: Cell colours of :func:`plot_phase_diagram`, by verdict word (bridge.verdicts).
+PHASE_COLOURS: dict[str, str] = {
+    "reproduced": "#8fd18f",
+    "not reproduced": "#f19c9c",
+    "inconclusive": "#f5d97a",
+    "not applicable at this tier": "#d0d0d0",
+}
+
+
+def plot_phase_diagram(
+    rows: Sequence[str],
+    columns: Sequence[str],
+    verdicts: Mapping[tuple[str, str], str],
+    annotations: Mapping[tuple[str, str], str],
+    figures_dir: pathlib.Path,
+    filename: str,
+    setup: Setup,
+    *,
+    title_text: str,
+) -> Figure:
+    """A grid of cells (``rows`` × ``columns``), each coloured by its verdict and annotated.
+
+    ``verdicts[(row, column)]`` is a verdict word; ``annotations[(row, column)]`` a short text
+    (e.g. shares of seeds with an outcome). Cells missing from ``verdicts`` are left blank.
+    """
+    if not rows or not columns:
+        raise ValueError("rows and columns must be non-empty")
+    unknown = [k for k in verdicts if k[0] not in rows or k[1] not in columns]
+    if unknown:
+        raise ValueError(f"verdicts has cells outside rows × columns: {unknown}")
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(2.6 * len(columns) + 2.2, 1.15 * len(rows) + 1.2))
+    for i, row in enumerate(rows):
+        for j, col in enumerate(columns):
+            verdict = verdicts.get((row, col))
+            colour = PHASE_COLOURS.get(verdict or "", "white")
+            ax.add_patch(plt.Rectangle((j, i), 1, 1, facecolor=colour, edgecolor="k"))
+            text = (verdict or "not run") + "\n" + annotations.get((row, col), "")
+            ax.text(j + 0.5, i + 0.5, text.strip(), ha="center", va="center", fontsize=7)
+    ax.set_xlim(0, len(columns))
+    ax.set_ylim(len(rows), 0)
+    ax.set_xticks([j + 0.5 for j in range(len(columns))], list(columns))
+    ax.set_yticks([i + 0.5 for i in range(len(rows))], list(rows))
+    ax.tick_params(length=0)
     return _save(fig, figures_dir, filename, title_text, setup)

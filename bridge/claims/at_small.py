@@ -21,7 +21,7 @@ from bridge.claims.common import (
     tier_notes,
 )
 from bridge.claims.runs import EPS_MNIST, STEP_FRACTION, LandscapeSpec, RunRequest, requests_for
-from bridge.criteria import E1_CRITERIA, E1_PREMISES, E2_CRITERIA, E2_PREMISES
+from bridge.criteria import E1_CRITERIA, E1_PREMISES, E2_CRITERIA, E2_PREMISES, EPS_MNIST1D
 from bridge.plots import plot_bars_ci, plot_curves_ci, plot_vacuity
 from bridge.records import LandscapeCurve, RunRecord
 from bridge.registry import Claim, ClaimContext, ClaimResult, TierPlan
@@ -41,19 +41,40 @@ from bridge.verdicts import (
 DATASETS: dict[str, tuple[str, ...]] = {
     "smoke": ("digits",),
     "cpu": ("digits",),
-    "cpu-full": ("digits",),
-    "gpu": ("cifar10",),
+    "cpu-full": ("digits", "mnist1d"),
+    "gpu": ("cifar10", "mnist1d"),
 }
-#: E2: extra training radii (the E1 runs give ε = 0.1); the knee must move with ε.
+#: E2's data set per tier (its knee test runs PGD-AT at several radii on it).
+E2_DATASET: dict[str, str] = {
+    "smoke": "digits",
+    "cpu": "digits",
+    "cpu-full": "mnist1d",
+    "gpu": "cifar10",
+}
+#: E2: extra training radii besides the E1 run's (digits ε = 0.1, MNIST-1D ε = EPS_MNIST1D);
+#: the knee must move with ε.
 E2_EXTRA_EPS: dict[str, tuple[float, ...]] = {
     "smoke": (0.05,),
     "cpu": (0.05, 0.15),
-    "cpu-full": (0.05, 0.15, 0.2),
+    "cpu-full": (round(0.5 * EPS_MNIST1D, 6), round(1.5 * EPS_MNIST1D, 6)),
     "gpu": (4 / 255, 12 / 255),
 }
-#: E2 landscape grid: absolute radii 0 … 0.3 in steps of 0.025 (digits / MNIST [0,1] units),
-#: the same for every model so that knees are comparable.
-KNEE_GRID: tuple[float, ...] = tuple(round(0.025 * k, 4) for k in range(13))
+#: MNIST-1D training-set size of E1/E2 (the rest of the generated 4000-point train split is
+#: unused; 1000 test points).
+MNIST1D_N: int = 1000
+MNIST1D_TEST: int = 1000
+#: Seeds of the MNIST-1D E1/E2 families at cpu-full (3: the 70-min budget; SPEC minimum).
+MNIST1D_SEEDS: tuple[int, ...] = (0, 1, 2)
+
+
+def knee_grid(ref_eps: float) -> tuple[float, ...]:
+    """E2 landscape grid: radii 0, ε/4, …, 3ε for the reference training radius ε, the same
+    for every model of a data set so that knees are comparable."""
+    return tuple(round(ref_eps * k / 4, 6) for k in range(13))
+
+
+#: Digits / MNIST grid: 0 … 0.3 in steps of 0.025 ([0,1] units).
+KNEE_GRID: tuple[float, ...] = knee_grid(EPS_MNIST)
 #: Samples and PGD steps of the landscape search at the final epoch.
 LANDSCAPE_SAMPLES: dict[str, int] = {"smoke": 30, "cpu": 200, "cpu-full": 400, "gpu": 1000}
 LANDSCAPE_STEPS: dict[str, int] = {"smoke": 3, "cpu": 10, "cpu-full": 10, "gpu": 10}
@@ -61,12 +82,25 @@ LANDSCAPE_STEPS: dict[str, int] = {"smoke": 3, "cpu": 10, "cpu-full": 10, "gpu":
 B2_CONFIDENCE: float = 0.05
 
 
-def at_config(
-    tier: str, dataset: str = "digits", method: str = "pgd", eps: float = EPS_MNIST
-) -> Any:
-    """The PGD-AT (or standard) run of E1/E2/B2 at ``tier`` on ``dataset`` (seed 0)."""
-    from empirics.config import TrainConfig
+def ref_eps(dataset: str) -> float:
+    """The E1 training radius of ``dataset`` ([0,1] units)."""
+    return EPS_MNIST1D if dataset == "mnist1d" else EPS_MNIST
 
+
+def seeds_of(tier: str, dataset: str) -> tuple[int, ...]:
+    """Seeds of the E1/E2 families on ``dataset`` at ``tier``."""
+    return MNIST1D_SEEDS if dataset == "mnist1d" and tier == "cpu-full" else SEEDS[tier]
+
+
+def at_config(
+    tier: str, dataset: str = "digits", method: str = "pgd", eps: float | None = None
+) -> Any:
+    """The PGD-AT (or standard) run of E1/E2/B2 at ``tier`` on ``dataset`` (seed 0); ``eps``
+    defaults to :func:`ref_eps`."""
+    from empirics.config import TrainConfig
+    from empirics.data import model_normalization
+
+    eps = ref_eps(dataset) if eps is None else eps
     common = dict(
         method=method, epsilon=eps, attack_step_size=STEP_FRACTION * eps,
         weight_decay=0.0,  # [P2]'s memorization runs use wd 0; no explicit regularizer
@@ -78,6 +112,22 @@ def at_config(
             model_kwargs={"hidden": [64, 64]}, epochs=3, attack_steps=3, eval_attack_steps=3,
             num_threads=1, **common,
         )  # fmt: skip
+    if tier in ("cpu", "cpu-full") and dataset == "mnist1d":
+        # MNIST-1D N = 1000, MLP [512, 512] (standardization inside the model), 60 epochs:
+        # pilot (seed 0, ε = 0.01): robust train 100 %, robust test 30 %, clean test 56 %
+        return TrainConfig(
+            dataset="mnist1d", n_train=MNIST1D_N, n_test=MNIST1D_TEST, model="mlp",
+            model_kwargs={"hidden": [512, 512], **model_normalization("mnist1d")}, epochs=60,
+            attack_steps=10, eval_attack_steps=10, eval_every=10, num_threads=CPU_THREADS,
+            **common,
+        )  # fmt: skip
+    if tier == "gpu" and dataset == "mnist1d":
+        # gpu: MNIST-1D's whole 4000-point train split, the 1-D CNN (BN), 100 epochs
+        return TrainConfig(
+            dataset="mnist1d", n_test=MNIST1D_TEST, model="cnn1d",
+            model_kwargs=model_normalization("mnist1d"), epochs=100, attack_steps=10,
+            eval_attack_steps=10, eval_every=10, device="auto", **common,
+        )  # fmt: skip
     if tier in ("cpu", "cpu-full"):
         # digits, MLP [512, 512], 30 epochs: robust train ≈ 97 %, ≈ 35 s per run on one core
         return TrainConfig(
@@ -88,7 +138,8 @@ def at_config(
     # gpu: [P1] §4 CIFAR-10 setting with PreActResNet-18 ([R20]); 30 epochs, cyclic lr
     return TrainConfig(
         dataset="cifar10", download=True, model="preactresnet18", method=method,
-        epsilon=8 / 255 if eps == EPS_MNIST else eps, attack_steps=10, attack_step_size=2 / 255,
+        epsilon=8 / 255 if eps in (EPS_MNIST, EPS_MNIST1D) else eps, attack_steps=10,
+        attack_step_size=2 / 255,
         eval_attack_steps=10, epochs=30, batch_size=128, lr=0.2, schedule="cyclic",
         weight_decay=5e-4, augment=True, eval_train_size=10000, device="auto", precision="bf16",
         seed=0,
@@ -96,8 +147,12 @@ def at_config(
 
 
 def landscape_spec(tier: str, config: Any) -> LandscapeSpec:
-    """E2: the fixed knee grid, at the final epoch only."""
-    grid = KNEE_GRID if tier != "gpu" else tuple(round(k / 255, 6) for k in range(0, 25, 2))
+    """E2: the fixed knee grid of the data set, at the final epoch only."""
+    grid = (
+        tuple(round(k / 255, 6) for k in range(0, 25, 2))
+        if config.dataset == "cifar10"
+        else knee_grid(ref_eps(config.dataset))
+    )
     return LandscapeSpec(
         eps_grid=grid,
         epochs=(config.epochs,),
@@ -116,18 +171,18 @@ def e1_requests(tier: str) -> list[RunRequest]:
         for kind, method in (("at", "pgd"), ("std", "standard")):
             cfg = at_config(tier, ds, method)
             out += requests_for(
-                _fam(kind, ds), cfg, SEEDS[tier], landscape=landscape_spec(tier, cfg)
+                _fam(kind, ds), cfg, seeds_of(tier, ds), landscape=landscape_spec(tier, cfg)
             )
     return out
 
 
 def e2_requests(tier: str) -> list[RunRequest]:
-    ds = DATASETS[tier][0]
+    ds = E2_DATASET[tier]
     out = [r for r in e1_requests(tier) if r.config.dataset == at_config(tier, ds).dataset]
     for eps in E2_EXTRA_EPS[tier]:
         cfg = at_config(tier, ds, "pgd", eps)
         out += requests_for(
-            _fam("at", ds, eps), cfg, SEEDS[tier], landscape=landscape_spec(tier, cfg)
+            _fam("at", ds, eps), cfg, seeds_of(tier, ds), landscape=landscape_spec(tier, cfg)
         )
     return out
 
@@ -157,11 +212,11 @@ def _four(records: Sequence[RunRecord]) -> dict[str, Estimate]:
 
 
 def evaluate_e1(ctx: ClaimContext) -> ClaimResult:
-    seeds = SEEDS[ctx.tier]
     results, groups, table = [], {}, []
     estimates: dict[str, Estimate] = {}
     setup = None
     for ds in DATASETS[ctx.tier]:
+        seeds = seeds_of(ctx.tier, ds)
         at = ctx.records.family(_fam("at", ds), seeds)
         std = ctx.records.family(_fam("std", ds), seeds)
         est = e1_estimates(at)
@@ -242,16 +297,16 @@ def e2_estimates(
 
 
 def evaluate_e2(ctx: ClaimContext) -> ClaimResult:
-    seeds = SEEDS[ctx.tier]
-    ds = DATASETS[ctx.tier][0]
-    ref_eps = at_config(ctx.tier, ds).epsilon
-    at_by_eps = {ref_eps: ctx.records.family(_fam("at", ds), seeds)}
+    ds = E2_DATASET[ctx.tier]
+    seeds = seeds_of(ctx.tier, ds)
+    eps0 = at_config(ctx.tier, ds).epsilon
+    at_by_eps = {eps0: ctx.records.family(_fam("at", ds), seeds)}
     for eps in E2_EXTRA_EPS[ctx.tier]:
         at_by_eps[at_config(ctx.tier, ds, "pgd", eps).epsilon] = ctx.records.family(
             _fam("at", ds, eps), seeds
         )
     std = ctx.records.family(_fam("std", ds), seeds)
-    est = e2_estimates(at_by_eps, std, ref_eps)
+    est = e2_estimates(at_by_eps, std, eps0)
     series = {}
     table = []
     for eps, recs in sorted(at_by_eps.items()):
@@ -273,23 +328,24 @@ def evaluate_e2(ctx: ClaimContext) -> ClaimResult:
     )
     fig = plot_curves_ci(
         series, ctx.figures_dir, "e2_knee.png",
-        setup_for(at_by_eps[ref_eps][0].config, ctx.tier, seeds=seeds),
+        setup_for(at_by_eps[eps0][0].config, ctx.tier, seeds=seeds),
         title_text="E2 ([P1] Figs 2-4): mean train loss change max_{‖ξ‖∞≤r} L(x+ξ) − L(x) "
         "(PGD lower estimate) against r at the final epoch, per training radius.",
         ylabel="loss change (nats)", xlabel="ℓ∞ radius r (pixel units, [0,1] scale)",
         vlines=sorted(at_by_eps),
     )  # fmt: skip
-    test_g = mean_ci([_final_curve(r, "test").at(ref_eps)[0] for r in at_by_eps[ref_eps]])
-    train_g = mean_ci([_final_curve(r).at(ref_eps)[0] for r in at_by_eps[ref_eps]])
+    test_g = mean_ci([_final_curve(r, "test").at(eps0)[0] for r in at_by_eps[eps0]])
+    train_g = mean_ci([_final_curve(r).at(eps0)[0] for r in at_by_eps[eps0]])
+    grid = std_curves[0].eps
     return empirical_result(
         ctx.tier, est, E2_CRITERIA, E2_PREMISES,
         summary=f"{ds}: knees κ (half-rise radius of the train loss-change curve) per ε in the "
-        f"table; at ε = {ref_eps:g} train G = {train_g.text()}, test G = {test_g.text()}.",
+        f"table; at ε = {eps0:g} train G = {train_g.text()}, test G = {test_g.text()}.",
         figures=[fig], table=table,
         notes=[
             "Loss change and G are PGD lower estimates (10 steps) on a fixed subset at the "
-            "final epoch; κ is read on the grid " + ", ".join(f"{e:g}" for e in KNEE_GRID[:3])
-            + ", …, " + f"{KNEE_GRID[-1]:g}.",
+            "final epoch; κ is read on the grid " + ", ".join(f"{e:g}" for e in grid[:3])
+            + ", …, " + f"{grid[-1]:g}.",
             "[P1] reports test curves rising over epochs on CIFAR-10 only (MNIST test curves "
             "behave like train); the test-set figures are shown, not judged.",
         ],
@@ -347,7 +403,7 @@ def _data_shape(cfg: dict[str, Any]) -> tuple[int, int, int]:
 
 
 # ---------------------------------------------------------------- entries
-def _tiers(extra: str = "") -> dict[str, TierPlan]:
+def _tiers(extra: str = "", extra_full: str = "") -> dict[str, TierPlan]:
     return {
         "smoke": TierPlan(
             runs="digits (150 train / 100 test), MLP [64, 64], PGD-3 AT at ε = 0.1, 3 epochs, "
@@ -359,12 +415,18 @@ def _tiers(extra: str = "") -> dict[str, TierPlan]:
             "epoch" + extra,
             scale="digits N=1438, MLP [512, 512], 3 seeds"),
         "cpu-full": TierPlan(
-            runs="as cpu with 5 seeds and 400 landscape points" + extra,
-            scale="digits N=1438, MLP [512, 512], 5 seeds"),
+            runs="digits as cpu with 5 seeds and 400 landscape points; MNIST-1D (N = "
+            f"{MNIST1D_N} train / {MNIST1D_TEST} test, standardization inside the model), MLP "
+            f"[512, 512], PGD-10 AT at ε = {EPS_MNIST1D:g} in [0,1] units ({12 * EPS_MNIST1D:g} "
+            "raw, i.e. data standard deviations), wd 0, 60 epochs, piecewise lr 0.1, and "
+            "standard training, seeds 0, 1, 2, landscape on the grid 0, ε/4, …, 3ε"
+            + (extra_full or extra),
+            scale=f"digits N=1438 (5 seeds) + MNIST-1D N={MNIST1D_N} (3 seeds), MLP"),
         "gpu": TierPlan(
             runs="CIFAR-10, PreActResNet-18, PGD-10 AT at 8/255 (step 2/255), 30 epochs cyclic "
-            "lr, crop+flip, bf16, 3 seeds" + extra + "; " + GPU_REASON_DATA,
-            scale="CIFAR-10, PreActResNet-18, 3 seeds"),
+            "lr, crop+flip, bf16, 3 seeds; MNIST-1D (all 4000 train points), 1-D CNN, PGD-10 at "
+            f"ε = {EPS_MNIST1D:g}, 100 epochs, 3 seeds" + extra + "; " + GPU_REASON_DATA,
+            scale="CIFAR-10, PreActResNet-18 + MNIST-1D CNN, 3 seeds"),
     }  # fmt: skip
 
 
@@ -398,7 +460,11 @@ CLAIMS = [
         kind=EMPIRICAL,
         premises=E2_PREMISES,
         criteria=E2_CRITERIA,
-        tiers=_tiers("; PGD-AT also at ε = 0.05 and 0.15 (0.05 at smoke)"),
+        tiers=_tiers(
+            "; PGD-AT also at ε = 0.05 and 0.15 (0.05 at smoke)",
+            f"; E2 on MNIST-1D: PGD-AT also at ε = {E2_EXTRA_EPS['cpu-full'][0]:g} and "
+            f"{E2_EXTRA_EPS['cpu-full'][1]:g}",
+        ),
         evaluate=evaluate_e2,
         requests=e2_requests,
     ),
@@ -418,7 +484,9 @@ CLAIMS = [
         ),
         tiers=_tiers(),
         evaluate=evaluate_b2,
-        requests=lambda tier: [r for r in e1_requests(tier) if r.family.startswith("e1-at-")],
+        requests=lambda tier: [
+            r for r in e1_requests(tier) if r.family == _fam("at", DATASETS[tier][0])
+        ],
     ),
 ]
 

@@ -1,4 +1,4 @@
-"""Post-training measurements of the report's runs (SPEC E5, B3), run inside the run store.
+"""Post-training measurements of the report's runs (SPEC E4, E5, B3), run inside the run store.
 
 Each function takes the finished trainer folder and its config and returns a JSON-able dict
 that :class:`bridge.records.RunRecord` keeps under ``measures[name]``
@@ -45,6 +45,44 @@ def complexity_of_run(
     return model_complexity(
         model, data.train_x, data.train_y, init_model=init, x_margin=x_adv, pac_bayes=True
     )
+
+
+def smoothness_of_run(
+    train_dir: pathlib.Path,
+    config: Any,
+    *,
+    h: float,
+    n_points: int,
+    n_directions: int,
+    probe_seed: int = 0,
+) -> dict[str, Any]:
+    """SPEC E4: [P2]'s gradient instability probed at the final model.
+
+    :func:`empirics.smoothness.local_smoothness` of the run's own training objective (its
+    method and β, adversarial examples recomputed at θ + h·u) on the first ``n_points`` of the
+    run's (noisy-label) training set, over ``n_directions`` random unit directions drawn from
+    ``probe_seed`` + the run's seed. Returns the probe's fields (``ratio`` is the mean of
+    ‖∇L(θ + h·u) − ∇L(θ)‖₂ / h over the directions).
+    """
+    from empirics.smoothness import local_smoothness
+    from empirics.trainers import prepare_data
+
+    if not (isinstance(n_points, int) and n_points >= 1):
+        raise ValueError(f"n_points must be an int >= 1; got {n_points!r}")
+    model, _ = load_trained_model(train_dir)
+    data = prepare_data(config)
+    x, y = data.train_x[:n_points], data.train_y[:n_points]
+    probe = local_smoothness(
+        model,
+        x,
+        y,
+        config,
+        h=float(h),
+        n_directions=int(n_directions),
+        seed=int(probe_seed) + int(config.seed),
+        epoch=int(config.epochs),
+    )
+    return probe.to_dict()
 
 
 class _ConstructionTorch:

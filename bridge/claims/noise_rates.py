@@ -11,6 +11,7 @@ with the robust loss gap across the models. Criteria: :mod:`bridge.criteria`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +22,7 @@ from bridge.claims.common import (
     SEEDS,
     empirical_result,
     setup_for,
+    tier_notes,
 )
 from bridge.claims.runs import (
     EPS_MNIST,
@@ -37,13 +39,15 @@ from bridge.criteria import (
     B4_PREMISES,
     E5_CRITERIA,
     E5_PREMISES,
+    EPS_MNIST1D,
     TRACKING_TAU,
+    phase_verdict,
 )
 from bridge.plots import plot_measures_vs_gap, plot_scatter
 from bridge.records import RunRecord
 from bridge.registry import Claim, ClaimContext, ClaimResult, TierPlan
 from bridge.stats import Estimate, kendall_tau_ci, mean_ci
-from bridge.verdicts import EMPIRICAL
+from bridge.verdicts import EMPIRICAL, PIPELINE_CHECKED, decide
 
 #: [P2]'s noise rates (SPEC E5), per tier.
 NOISE_RATES: dict[str, tuple[float, ...]] = {
@@ -59,9 +63,31 @@ B1_SAMPLES: dict[str, int] = {"smoke": 30, "cpu": 200, "cpu-full": 300, "gpu": 1
 #: B1: relative slack of the measured first-order relation ΔL ≤ r·G (float round-off only).
 B1_FIRST_ORDER_RTOL: float = 1e-6
 
+#: E5/B4 architectures per tier: "mlp" (BN-free) and, at cpu-full, "mlp-bn" (BatchNorm after
+#: every hidden layer; [P2]'s networks have BN).
+ARCHS: dict[str, tuple[str, ...]] = {
+    "smoke": ("mlp",),
+    "cpu": ("mlp",),
+    "cpu-full": ("mlp", "mlp-bn"),
+    "gpu": ("mlp",),
+}
+#: Seeds of the E5/B4 families at cpu-full (3 × 2 architectures × 6 rates: the budget).
+CPU_FULL_SEEDS: tuple[int, ...] = (0, 1, 2)
+#: E5 control family (cpu-full): PGD-AT at zero noise with the training-set size varied (the
+#: noise family's N = 200 is one of them): does a measure track the gap, or the noise rate?
+CONTROL_N: dict[str, tuple[int, ...]] = {"cpu-full": (100, 200, 400)}
+#: B1 at cpu-full: MNIST-1D final PGD-AT models (E1's MNIST-1D config) over N × noise × seeds.
+B1_MNIST1D_N: tuple[int, ...] = (500, 1000)
+B1_MNIST1D_NOISE: tuple[float, ...] = (0.0, 0.2, 0.4)
 
-def noise_config(tier: str, rate: float) -> Any:
-    """PGD-AT at label-noise ``rate`` with [P2]'s optimizer (seed 0)."""
+
+def _seeds(tier: str) -> tuple[int, ...]:
+    return CPU_FULL_SEEDS if tier == "cpu-full" else SEEDS[tier]
+
+
+def noise_config(tier: str, rate: float, arch: str = "mlp", n_train: int | None = None) -> Any:
+    """PGD-AT at label-noise ``rate`` with [P2]'s optimizer (seed 0); ``arch`` "mlp-bn" adds
+    BatchNorm; ``n_train`` overrides the training-set size (E5's control family)."""
     from empirics.config import TrainConfig
 
     eps = EPS_MNIST
@@ -88,10 +114,13 @@ def noise_config(tier: str, rate: float) -> Any:
             eval_attack_steps=2, num_threads=1, **p2(3), **common,
         )  # fmt: skip
     if tier in ("cpu", "cpu-full"):
-        epochs = 150 if tier == "cpu" else 300
+        epochs = 150
+        kwargs: dict[str, Any] = {"hidden": [512, 512]}
+        if arch == "mlp-bn":
+            kwargs["batch_norm"] = True
         return TrainConfig(
-            dataset="digits", n_train=200, n_test=300, model="mlp",
-            model_kwargs={"hidden": [512, 512]}, batch_size=50, attack_steps=5,
+            dataset="digits", n_train=n_train or 200, n_test=300, model="mlp",
+            model_kwargs=kwargs, batch_size=50, attack_steps=5,
             eval_attack_steps=10, eval_every=epochs, num_threads=CPU_THREADS, **p2(epochs),
             **common,
         )  # fmt: skip
@@ -103,31 +132,58 @@ def noise_config(tier: str, rate: float) -> Any:
     )  # fmt: skip
 
 
-def _family(rate: float) -> str:
-    return f"noise-{rate:g}"
+def _family(rate: float, arch: str = "mlp", n_train: int | None = None) -> str:
+    base = f"noise-{rate:g}" if arch == "mlp" else f"noise-{arch}-{rate:g}"
+    return base if n_train is None else f"{base}-n{n_train}"
+
+
+def _land(tier: str, cfg: Any) -> LandscapeSpec:
+    return LandscapeSpec(
+        eps_grid=(0.0, cfg.epsilon), epochs=(cfg.epochs,), n_samples=B1_SAMPLES[tier],
+        steps=10 if tier != "smoke" else 2,
+    )  # fmt: skip
 
 
 def noise_requests(tier: str, *, complexity: bool = True) -> list[RunRequest]:
-    """The noise family; with landscape at (0, ε) at the final epoch (B1) and, when asked,
-    the complexity measures (E5)."""
+    """The noise family per architecture; with landscape at (0, ε) at the final epoch (B1) and,
+    when asked, the complexity measures (E5) and E5's control family (N varied, noise 0)."""
     out = []
-    for rate in NOISE_RATES[tier]:
-        cfg = noise_config(tier, rate)
-        land = LandscapeSpec(
-            eps_grid=(0.0, cfg.epsilon), epochs=(cfg.epochs,), n_samples=B1_SAMPLES[tier],
-            steps=10 if tier != "smoke" else 2,
-        )  # fmt: skip
-        measures = (measure("complexity", margin_steps=MARGIN_PGD_STEPS),) if complexity else ()
-        out += requests_for(_family(rate), cfg, SEEDS[tier], landscape=land, measures=measures)
+    measures = (measure("complexity", margin_steps=MARGIN_PGD_STEPS),) if complexity else ()
+    for arch in ARCHS[tier]:
+        for rate in NOISE_RATES[tier]:
+            cfg = noise_config(tier, rate, arch)
+            out += requests_for(
+                _family(rate, arch), cfg, _seeds(tier), landscape=_land(tier, cfg),
+                measures=measures,
+            )  # fmt: skip
+    if complexity:
+        for n in CONTROL_N.get(tier, ()):
+            cfg = noise_config(tier, 0.0, "mlp", n)
+            if n == cfg.n_train and n == noise_config(tier, 0.0).n_train:
+                continue  # the noise family's own N
+            out += requests_for(
+                _family(0.0, "mlp", n), cfg, _seeds(tier), landscape=_land(tier, cfg),
+                measures=measures,
+            )  # fmt: skip
     return out
 
 
-def _models(ctx: ClaimContext) -> list[tuple[float, RunRecord]]:
+def _models(ctx: ClaimContext, arch: str = "mlp") -> list[tuple[float, RunRecord]]:
     return [
         (rate, r)
         for rate in NOISE_RATES[ctx.tier]
-        for r in ctx.records.family(_family(rate), SEEDS[ctx.tier])
+        for r in ctx.records.family(_family(rate, arch), _seeds(ctx.tier))
     ]
+
+
+def _control(ctx: ClaimContext) -> list[tuple[int, RunRecord]]:
+    """E5's control family: (N, model) at zero noise (the noise family's N included)."""
+    base_n = noise_config(ctx.tier, 0.0).n_train
+    out = []
+    for n in CONTROL_N.get(ctx.tier, ()):
+        fam = _family(0.0) if n == base_n else _family(0.0, "mlp", n)
+        out += [(n, r) for r in ctx.records.family(fam, _seeds(ctx.tier))]
+    return out
 
 
 def _gap_pts(r: RunRecord) -> float:
@@ -183,48 +239,141 @@ def e5_estimates(
     return {**b4_estimates(models), "fraction_failing": frac}, rows
 
 
+def control_rows(control: Sequence[tuple[int, RunRecord]]) -> tuple[dict[str, Any], Any]:
+    """E5's control: at zero noise with N varied, τ(N, gap) and per measure class τ(measure,
+    gap) (bootstrap over models). A class that tracks the gap here as well as across noise
+    rates follows the gap, not the noise rate."""
+    gaps = [_gap_pts(r) for _, r in control]
+    classes = [measure_class_values(r.measures["complexity"]) for _, r in control]
+    names = sorted(set.intersection(*(set(c) for c in classes))) if classes else []
+    per_class = {n: kendall_tau_ci([c[n] for c in classes], gaps) for n in names}
+    return per_class, kendall_tau_ci([float(n) for n, _ in control], gaps)
+
+
+def _combined(
+    ctx: ClaimContext,
+    parts: Sequence[tuple[str, dict[str, Estimate], Any]],
+    criteria: Any,
+    premises: Any,
+    summary: str,
+    **extra: Any,
+) -> ClaimResult:
+    """One verdict per architecture (the claim's criteria), combined by
+    :func:`bridge.criteria.phase_verdict`: the applicable architectures agree → that verdict,
+    else inconclusive; not applicable when no architecture is."""
+    estimates: dict[str, Estimate] = {}
+    readings: list[tuple[str, str]] = []
+    verdicts, texts = [], []
+    for arch, est, _ in parts:
+        decision = decide(est, criteria, premises)
+        verdicts.append(decision.verdict)
+        estimates.update({f"{arch}_{k}": v for k, v in est.items()})
+        readings += [(f"{arch} {n}", st) for n, st in decision.readings]
+        shown = "; ".join(
+            f"{c.name} = {est[c.name].text()}" for c in (*premises, *criteria) if c.name in est
+        )
+        texts.append(f"{arch}: {decision.verdict} ({shown})")
+    verdict = PIPELINE_CHECKED if ctx.tier == "smoke" else phase_verdict(verdicts)
+    return ClaimResult(
+        verdict=verdict,
+        summary=f"{summary} " + "; ".join(texts) + ".",
+        estimates=estimates,
+        numbers=dict(extra.get("numbers", {})),
+        figures=list(extra.get("figures", [])),
+        table=list(extra.get("table", [])),
+        notes=tier_notes(ctx.tier) + list(extra.get("notes", [])),
+        readings=readings,
+    )
+
+
+E5_NOTES = [
+    "Measures: theory.bounds.measures_torch.complexity_measures (margins on PGD points "
+    "of the noisy training set; distance-to-init against the run's own initialization), "
+    "reduced to deduplicated, oriented classes by empirics.complexity.measure_classes.",
+    "[P2]'s exact protocol (which measures, how oriented, how many models) was not "
+    "retrievable; this is our documented reconstruction.",
+]
+
+
 def evaluate_e5(ctx: ClaimContext) -> ClaimResult:
-    models = _models(ctx)
-    est, rows = e5_estimates(models)
-    return empirical_result(
-        ctx.tier, est, E5_CRITERIA, E5_PREMISES,
-        summary=f"{len(rows)} measure classes over {len(models)} PGD-AT models "
-        f"({len(NOISE_RATES[ctx.tier])} noise rates × {len(SEEDS[ctx.tier])} seeds):",
-        table=rows,
-        notes=[
-            "Measures: theory.bounds.measures_torch.complexity_measures (margins on PGD points "
-            "of the noisy training set; distance-to-init against the run's own initialization), "
-            "reduced to deduplicated, oriented classes by empirics.complexity.measure_classes.",
-            "[P2]'s exact protocol (which measures, how oriented, how many models) was not "
-            "retrievable; this is our documented reconstruction.",
-        ],
+    archs = ARCHS[ctx.tier]
+    parts, all_rows = [], []
+    for arch in archs:
+        est, rows = e5_estimates(_models(ctx, arch))
+        parts.append((arch, est, rows))
+        all_rows += [{"architecture": arch, **row} for row in rows]
+    n_models = len(NOISE_RATES[ctx.tier]) * len(_seeds(ctx.tier))
+    summary = (
+        f"{len(parts[0][2])} measure classes over {n_models} PGD-AT models per architecture "
+        f"({len(NOISE_RATES[ctx.tier])} noise rates × {len(_seeds(ctx.tier))} seeds):"
+    )
+    if len(archs) == 1 and not CONTROL_N.get(ctx.tier):
+        return empirical_result(
+            ctx.tier, parts[0][1], E5_CRITERIA, E5_PREMISES, summary=summary, table=all_rows,
+            notes=E5_NOTES,
+        )  # fmt: skip
+    numbers: dict[str, Any] = {}
+    notes = list(E5_NOTES)
+    control = _control(ctx)
+    if control:
+        per_class, tau_n = control_rows(control)
+        for row in all_rows:
+            tau = per_class.get(row["measure class"])
+            if tau is not None:
+                row["control τ (noise 0, N varied)"] = tau.text()
+        numbers["control_tau_N_vs_gap"] = tau_n.mean
+        numbers["control_tau_N_vs_gap_ci"] = f"[{tau_n.low:.3g}, {tau_n.high:.3g}]"
+        numbers["control_classes_tracking"] = sum(
+            1 for t in per_class.values() if t.low >= TRACKING_TAU
+        )
+        numbers["control_classes"] = len(per_class)
+        notes.append(
+            "Control family (reported, not judged): PGD-AT at zero noise with N = "
+            + ", ".join(str(n) for n in CONTROL_N[ctx.tier])
+            + f" ({len(control)} models); τ(N, gap) = {tau_n.text()}. A class whose τ tracks "
+            "the gap across noise rates but not here follows the noise rate, not the gap."
+        )
+    return _combined(
+        ctx, parts, E5_CRITERIA, E5_PREMISES, summary, numbers=numbers, table=all_rows,
+        notes=notes,
     )  # fmt: skip
 
 
 def evaluate_b4(ctx: ClaimContext) -> ClaimResult:
-    models = _models(ctx)
-    rates = [rate for rate, _ in models]
-    gaps = [_gap_pts(r) for _, r in models]
-    est = b4_estimates(models)
-    classes = [measure_class_values(r.measures["complexity"]) for _, r in models]
-    names = sorted(set.intersection(*(set(c) for c in classes))) if classes else []
-    measures = {n: [c[n] for c in classes] for n in names}
-    taus = {n: kendall_tau_ci(measures[n], gaps).mean for n in names}
-    fig = plot_measures_vs_gap(
-        rates, gaps, measures, taus, ctx.figures_dir, "b4_measures_vs_gap.png",
-        setup_for(models[0][1].config, ctx.tier, data="digits, label noise varied",
-                  seeds=SEEDS[ctx.tier]),
-    )  # fmt: skip
-    per_rate = [
-        {
-            "noise rate": rate,
-            "robust gap (pts)": mean_ci([_gap_pts(r) for q, r in models if q == rate]).text(),
-        }
-        for rate in NOISE_RATES[ctx.tier]
-    ]  # fmt: skip
-    return empirical_result(
-        ctx.tier, est, B4_CRITERIA, B4_PREMISES,
-        summary="Robust gap against the label-noise rate:", figures=[fig], table=per_rate,
+    archs = ARCHS[ctx.tier]
+    parts, per_rate, figs = [], [], []
+    for arch in archs:
+        models = _models(ctx, arch)
+        rates = [rate for rate, _ in models]
+        gaps = [_gap_pts(r) for _, r in models]
+        est = b4_estimates(models)
+        parts.append((arch, est, None))
+        classes = [measure_class_values(r.measures["complexity"]) for _, r in models]
+        names = sorted(set.intersection(*(set(c) for c in classes))) if classes else []
+        measures = {n: [c[n] for c in classes] for n in names}
+        taus = {n: kendall_tau_ci(measures[n], gaps).mean for n in names}
+        suffix = "" if arch == "mlp" else f"_{arch.replace('-', '_')}"
+        figs.append(plot_measures_vs_gap(
+            rates, gaps, measures, taus, ctx.figures_dir, f"b4_measures_vs_gap{suffix}.png",
+            setup_for(models[0][1].config, ctx.tier, data="digits, label noise varied",
+                      seeds=_seeds(ctx.tier)),
+        ))  # fmt: skip
+        per_rate += [
+            {
+                "architecture": arch,
+                "noise rate": rate,
+                "robust gap (pts)": mean_ci([_gap_pts(r) for q, r in models if q == rate]).text(),
+            }
+            for rate in NOISE_RATES[ctx.tier]
+        ]
+    if len(archs) == 1:
+        return empirical_result(
+            ctx.tier, parts[0][1], B4_CRITERIA, B4_PREMISES,
+            summary="Robust gap against the label-noise rate:", figures=figs, table=per_rate,
+        )  # fmt: skip
+    return _combined(
+        ctx, parts, B4_CRITERIA, B4_PREMISES, "Robust gap against the label-noise rate, per "
+        "architecture:", figures=figs, table=per_rate,
     )  # fmt: skip
 
 
@@ -256,26 +405,72 @@ def b1_estimates(models: Sequence[RunRecord]) -> tuple[dict[str, Estimate], dict
     }
 
 
+def _b1_mnist1d_family(tier: str, n: int, noise: float) -> tuple[str, Any]:
+    """B1's MNIST-1D run at (N, noise): E1's MNIST-1D PGD-AT config (the cell of E1's own N at
+    zero noise *is* E1's family)."""
+    from bridge.claims.at_small import MNIST1D_N, _fam, at_config
+
+    cfg = at_config(tier, "mnist1d")
+    if n == MNIST1D_N and noise == 0.0:
+        return _fam("at", "mnist1d"), cfg
+    return f"b1-mnist1d-n{n}-noise{noise:g}", dataclasses.replace(cfg, n_train=n, label_noise=noise)
+
+
+def b1_requests(tier: str) -> list[RunRequest]:
+    """B1's final models: at cpu-full MNIST-1D N × noise × seeds (where global flatness is
+    not reached; notes/verdict-audit.md §4), elsewhere the digits noise family."""
+    if tier != "cpu-full":
+        return noise_requests(tier, complexity=False)
+    from bridge.claims.at_small import landscape_spec, seeds_of
+
+    out = []
+    for n in B1_MNIST1D_N:
+        for q in B1_MNIST1D_NOISE:
+            fam, cfg = _b1_mnist1d_family(tier, n, q)
+            out += requests_for(
+                fam, cfg, seeds_of(tier, "mnist1d"), landscape=landscape_spec(tier, cfg)
+            )
+    return out
+
+
+def _b1_models(ctx: ClaimContext) -> tuple[list[tuple[str, RunRecord]], str, tuple[int, ...]]:
+    """(group label, final model) of B1, the data text and the seeds."""
+    if ctx.tier != "cpu-full":
+        return (
+            [(f"noise {q:g}", r) for q, r in _models(ctx)],
+            "digits, label noise varied",
+            (_seeds(ctx.tier)),
+        )
+    from bridge.claims.at_small import seeds_of
+
+    seeds = seeds_of(ctx.tier, "mnist1d")
+    out = []
+    for n in B1_MNIST1D_N:
+        for q in B1_MNIST1D_NOISE:
+            fam, _ = _b1_mnist1d_family(ctx.tier, n, q)
+            out += [(f"N={n}, noise {q:g}", r) for r in ctx.records.family(fam, seeds)]
+    return out, "MNIST-1D, N and label noise varied", seeds
+
+
 def evaluate_b1(ctx: ClaimContext) -> ClaimResult:
-    models = _models(ctx)
+    models, data_text, seeds = _b1_models(ctx)
     est, facts = b1_estimates([r for _, r in models])
     g_test, gaps = facts.pop("_g_test"), facts.pop("_gaps")
     groups: dict[str, tuple[list[float], list[float]]] = {}
-    for (rate, _), g, gap in zip(models, g_test, gaps, strict=True):
-        xs, ys = groups.setdefault(f"noise {rate:g}", ([], []))
+    for (label, _), g, gap in zip(models, g_test, gaps, strict=True):
+        xs, ys = groups.setdefault(label, ([], []))
         xs.append(g)
         ys.append(gap)
     fig = plot_scatter(
         groups, ctx.figures_dir, "b1_flatness_vs_gap.png",
-        setup_for(models[0][1].config, ctx.tier, data="digits, label noise varied",
-                  seeds=SEEDS[ctx.tier]),
+        setup_for(models[0][1].config, ctx.tier, data=data_text, seeds=seeds),
         title_text="B1 ([P1] Thm 6.3, Fig 4): test global flatness G_test(ε) (mean PGD estimate "
         "of max ‖∇ₓL‖₁) against the robust loss gap, one point per final PGD-AT model.",
         xlabel="G_test(ε) (nats per unit ℓ∞)", ylabel="robust test − train loss (nats)",
     )  # fmt: skip
     return empirical_result(
         ctx.tier, est, B1_CRITERIA, B1_PREMISES,
-        summary=f"Across {len(models)} final PGD-AT models (noise rates × seeds): measured "
+        summary=f"Across {len(models)} final PGD-AT models ({data_text}, × seeds): measured "
         "first-order relation ΔL ≤ ε·G "
         f"{'holds' if facts['first_order_relation_holds'] else 'FAILS'} "
         "at every model, radius and split;",
@@ -288,7 +483,7 @@ def evaluate_b1(ctx: ClaimContext) -> ClaimResult:
     )  # fmt: skip
 
 
-def _tiers() -> dict[str, TierPlan]:
+def _tiers(b1: bool = False) -> dict[str, TierPlan]:
     cpu = (
         "digits, 200 train / 300 test, label noise 0, 0.2, 0.4, 0.6, 0.8, 1.0 (draw varies with "
         "the seed), MLP [512, 512], PGD-5 AT at ε = 0.1, SGD 0.1 momentum 0.9 ×0.1 at E/3, 2E/3, "
@@ -301,8 +496,18 @@ def _tiers() -> dict[str, TierPlan]:
             scale="smoke"),
         "cpu": TierPlan(runs=cpu + "; 150 epochs; seeds 0, 1, 2",
                         scale="digits N=200, MLP, 6 noise rates × 3 seeds"),
-        "cpu-full": TierPlan(runs=cpu + "; 300 epochs; seeds 0-4",
-                             scale="digits N=200, MLP, 6 noise rates × 5 seeds"),
+        "cpu-full": TierPlan(
+            runs=(
+                "MNIST-1D PGD-AT models of E1's config (N = 500 and 1000, label noise 0, 0.2, "
+                f"0.4, MLP [512, 512], PGD-10 at ε = {EPS_MNIST1D:g} ([0,1] units), 60 epochs, "
+                "wd 0, piecewise lr 0.1; landscape on the E2 knee grid at the final epoch, 400 "
+                "points); seeds 0, 1, 2"
+                if b1
+                else cpu + "; MLP and MLP-BN; 150 epochs; seeds 0, 1, 2; E5 control family: "
+                "noise 0 with N = 100, 200, 400"
+            ),
+            scale="MNIST-1D N=500/1000 × noise 0/0.2/0.4, 3 seeds" if b1
+            else "digits N=200, MLP and MLP-BN, 6 noise rates × 3 seeds"),
         "gpu": TierPlan(
             runs="CIFAR-10, PreActResNet-18, PGD-10 AT at 8/255, 100 epochs, the six noise "
             "rates; " + GPU_REASON_DATA, scale="CIFAR-10, PreActResNet-18"),
@@ -321,6 +526,8 @@ CLAIMS = [
         kind=EMPIRICAL,
         premises=E5_PREMISES,
         criteria=E5_CRITERIA,
+        criterion="At cpu-full judged per architecture (MLP, MLP-BN): the applicable ones agree "
+        "→ that verdict, else inconclusive; not applicable when neither is.",
         tiers=_tiers(),
         evaluate=evaluate_e5,
         requests=noise_requests,
@@ -336,9 +543,9 @@ CLAIMS = [
         kind=EMPIRICAL,
         premises=B1_PREMISES,
         criteria=B1_CRITERIA,
-        tiers=_tiers(),
+        tiers=_tiers(b1=True),
         evaluate=evaluate_b1,
-        requests=lambda tier: noise_requests(tier, complexity=False),
+        requests=b1_requests,
     ),
     Claim(
         id="B4",
@@ -351,6 +558,8 @@ CLAIMS = [
         kind=EMPIRICAL,
         premises=B4_PREMISES,
         criteria=B4_CRITERIA,
+        criterion="At cpu-full judged per architecture (MLP, MLP-BN): the applicable ones agree "
+        "→ that verdict, else inconclusive; not applicable when neither is.",
         tiers=_tiers(),
         evaluate=evaluate_b4,
         requests=noise_requests,

@@ -1,14 +1,22 @@
 """E3, E4: adversarial training on random labels, and gradient (in)stability ([P2] §3).
 
-Runs (5 paired seeds): PGD-AT, TRADES β = 6 and TRADES β = 1 on fully random labels of a small
-training set, with [P2]'s optimizer (SGD 0.1, momentum 0.9, ×0.1 at E/3 and 2E/3, wd 0, no
-augmentation; official train.py README). Criteria: :mod:`bridge.criteria`.
+Runs: PGD-AT, TRADES β = 6 and TRADES β = 1 on fully random labels, with [P2]'s optimizer (SGD
+0.1, momentum 0.9, ×0.1 at E/3 and 2E/3, wd 0, no augmentation; official train.py README).
+
+* ``smoke``/``cpu``: one cell (digits N = 200, BN-free MLP), 5 paired seeds.
+* ``cpu-full``/``gpu``: a **phase diagram** (``notes/verdict-audit.md`` §4): cells = data set and
+  N × BatchNorm off/on, 3 seeds per run family. Each cell gets its own E3 / E4 verdict by the
+  same criteria (:mod:`bridge.criteria`); the claim's verdict over the cells is
+  :func:`bridge.criteria.phase_verdict`. E4 adds the local smoothness probe
+  (:func:`empirics.smoothness.local_smoothness`) at the final model of every PGD-AT and TRADES
+  β = 6 run.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bridge.claims.common import (
@@ -18,14 +26,30 @@ from bridge.claims.common import (
     empirical_result,
     pts,
     setup_for,
+    tier_notes,
 )
-from bridge.claims.runs import EPS_MNIST, STEP_FRACTION, RunRequest, requests_for
-from bridge.criteria import E3_CRITERIA, E3_PREMISES, E4_CRITERIA, E4_PREMISES
-from bridge.plots import plot_curves_ci
+from bridge.claims.runs import (
+    EPS_MNIST,
+    STEP_FRACTION,
+    RunRequest,
+    measure,
+    requests_for,
+)
+from bridge.criteria import (
+    CHANCE_SLACK_PTS,
+    E3_CRITERIA,
+    E3_PREMISES,
+    E4_CRITERIA,
+    E4_PHASE_CRITERIA,
+    E4_PREMISES,
+    EPS_MNIST1D,
+    phase_verdict,
+)
+from bridge.plots import plot_curves_ci, plot_phase_diagram
 from bridge.records import RunRecord
 from bridge.registry import Claim, ClaimContext, ClaimResult, TierPlan
 from bridge.stats import Estimate, mean_ci, paired_difference
-from bridge.verdicts import EMPIRICAL
+from bridge.verdicts import EMPIRICAL, PIPELINE_CHECKED, decide
 
 #: TRADES β of [P2]'s code and the reduced value probed by E4.
 TRADES_BETA: float = 6.0
@@ -34,9 +58,65 @@ TRADES_BETA_REDUCED: float = 1.0
 E4_LAST_FRACTION: float = 1.0 / 3.0
 
 
-def rl_config(tier: str, method: str, beta: float = TRADES_BETA) -> Any:
-    """Random-label run at ``tier`` for ``method`` ∈ {pgd, trades} (seed 0)."""
+@dataclass(frozen=True)
+class Cell:
+    """One cell of the E3/E4 phase diagram: data set, training-set size N, BatchNorm."""
+
+    dataset: str
+    n_train: int
+    batch_norm: bool
+
+    @property
+    def key(self) -> str:
+        """Family suffix, e.g. ``"digits200-bn"``."""
+        return f"{self.dataset}{self.n_train}-{'bn' if self.batch_norm else 'nobn'}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset} N={self.n_train}, {'BN' if self.batch_norm else 'no BN'}"
+
+
+#: Phase-diagram cells per tier (None: the single digits N = 200 cell of the original E3).
+#: cpu-full: digits 200 / 500 and MNIST-1D 500 (the audit's 1k / 4k do not fit the 70-min
+#: cpu-full budget on 2 cores: 18 runs per N), each with and without BN.
+PHASE_CELLS: dict[str, tuple[Cell, ...] | None] = {
+    "smoke": None,
+    "cpu": None,
+    "cpu-full": tuple(
+        Cell(ds, n, bn)
+        for ds, n in (("digits", 200), ("digits", 500), ("mnist1d", 500))
+        for bn in (False, True)
+    ),
+    "gpu": tuple(Cell("cifar10", n, True) for n in (10_000, 50_000)),
+}
+#: Seeds of each phase-diagram run family (SPEC: ≥ 3; paired across methods by seed).
+PHASE_SEEDS: dict[str, tuple[int, ...]] = {"cpu-full": (0, 1, 2), "gpu": (0, 1, 2)}
+#: Epochs of the phase-diagram runs ([P2]'s 300 scaled to the cpu-full budget).
+PHASE_EPOCHS: dict[str, int] = {"cpu-full": 120, "gpu": 300}
+#: E4 smoothness probe (empirics.smoothness.local_smoothness) at the final model: step h in
+#: parameter ℓ2 units (≳ 1e-4·‖θ‖ ≈ 3e-3 for the MLP [512, 512], so rounding does not
+#: dominate), training points of the fixed batch, random directions.
+PROBE_H: float = 1e-2
+PROBE_POINTS: int = 256
+PROBE_DIRECTIONS: int = 3
+#: How the claim is judged at the phase-diagram tiers (shown with the criteria in the report).
+PHASE_RULE = (
+    "At cpu-full and gpu: the criteria are applied in every cell of the phase diagram (data "
+    "set and N × BatchNorm); cells whose premise fails are not applicable; the claim's verdict "
+    "is the common verdict of the applicable cells, inconclusive when they disagree, not "
+    "applicable when no cell is (bridge.criteria.phase_verdict)."
+)
+#: A seed "memorizes" at robust train ≥ this (E3's threshold) and a cell's outcome holds when
+#: it holds in at least this share of seeds (notes/verdict-audit.md §4: ≥ 2/3 seeds).
+MEMORIZED_PCT: float = 90.0
+CELL_MAJORITY: float = 2.0 / 3.0
+
+
+def rl_config(tier: str, method: str, beta: float = TRADES_BETA, cell: Cell | None = None) -> Any:
+    """Random-label run at ``tier`` for ``method`` ∈ {pgd, trades} (seed 0), in ``cell`` of
+    the phase diagram when given."""
     from empirics.config import TrainConfig
+    from empirics.data import model_normalization
 
     eps = EPS_MNIST
 
@@ -62,6 +142,17 @@ def rl_config(tier: str, method: str, beta: float = TRADES_BETA) -> Any:
             model_kwargs={"hidden": [64, 64]}, batch_size=20, attack_steps=2,
             eval_attack_steps=2, num_threads=1, **p2_schedule(4), **common,
         )  # fmt: skip
+    if cell is not None and tier != "gpu":
+        eps = EPS_MNIST1D if cell.dataset == "mnist1d" else EPS_MNIST
+        common.update(epsilon=eps, attack_step_size=STEP_FRACTION * eps)
+        kwargs = {"hidden": [512, 512], **model_normalization(cell.dataset)}
+        if cell.batch_norm:
+            kwargs["batch_norm"] = True
+        return TrainConfig(
+            dataset=cell.dataset, n_train=cell.n_train, n_test=300, model="mlp",
+            model_kwargs=kwargs, batch_size=50, attack_steps=5, eval_attack_steps=10,
+            eval_every=10, num_threads=CPU_THREADS, **p2_schedule(PHASE_EPOCHS[tier]), **common,
+        )  # fmt: skip
     if tier in ("cpu", "cpu-full"):
         # digits N = 200 random labels, MLP [512, 512]: PGD-AT memorizes in ≈ 15 s on one core
         return TrainConfig(
@@ -71,9 +162,10 @@ def rl_config(tier: str, method: str, beta: float = TRADES_BETA) -> Any:
             **p2_schedule(150 if tier == "cpu" else 300), **common,
         )  # fmt: skip
     # gpu: [P2] train.py README: WRN-28-10, PGD-10 8/255, wd 0, no augmentation, 300 epochs,
-    # SGD lr 0.1 decayed ×0.1 at 100 and 200
+    # SGD lr 0.1 decayed ×0.1 at 100 and 200 (phase cells vary N; WRN has BN)
     return TrainConfig(
         dataset="cifar10", download=True, model="wrn", model_kwargs={"depth": 28, "widen": 10},
+        n_train=cell.n_train if cell is not None else None,
         label_noise=1.0, method=method, trades_beta=beta, epsilon=8 / 255, attack_steps=10,
         attack_step_size=2 / 255, epochs=300, batch_size=128, optimizer="sgd", lr=0.1,
         schedule="multistep", milestones=[100, 200], weight_decay=0.0, eval_every=10,
@@ -90,18 +182,41 @@ FAMILIES: dict[str, tuple[str, str, float]] = {
 PGD, TR6, TR1 = FAMILIES
 
 
+def cell_family(label: str, cell: Cell | None) -> str:
+    """Run family of method ``label`` in ``cell`` (the original names when ``cell`` is None)."""
+    family = FAMILIES[label][0]
+    return family if cell is None else f"{family}-{cell.key}"
+
+
+def _probe_measure() -> tuple[str, tuple[tuple[str, Any], ...]]:
+    return measure("smoothness", h=PROBE_H, n_points=PROBE_POINTS, n_directions=PROBE_DIRECTIONS)
+
+
 def rl_requests(tier: str, labels: Sequence[str] = (PGD, TR6)) -> list[RunRequest]:
+    cells = PHASE_CELLS[tier]
     out = []
-    for label in labels:
-        family, method, beta = FAMILIES[label]
-        out += requests_for(family, rl_config(tier, method, beta), PAIRED_SEEDS[tier])
+    if cells is None:
+        for label in labels:
+            family, method, beta = FAMILIES[label]
+            out += requests_for(family, rl_config(tier, method, beta), PAIRED_SEEDS[tier])
+        return out
+    for cell in cells:
+        for label in labels:
+            _, method, beta = FAMILIES[label]
+            # E4's probe on PGD-AT and TRADES β = 6 (the pair it compares)
+            measures = (_probe_measure(),) if TR1 in labels and label != TR1 else ()
+            out += requests_for(
+                cell_family(label, cell), rl_config(tier, method, beta, cell),
+                PHASE_SEEDS[tier], measures=measures,
+            )  # fmt: skip
     return out
 
 
-def _records(ctx: ClaimContext, labels: Sequence[str]) -> dict[str, list[RunRecord]]:
-    return {
-        label: ctx.records.family(FAMILIES[label][0], PAIRED_SEEDS[ctx.tier]) for label in labels
-    }
+def _records(
+    ctx: ClaimContext, labels: Sequence[str], cell: Cell | None = None
+) -> dict[str, list[RunRecord]]:
+    seeds = PAIRED_SEEDS[ctx.tier] if cell is None else PHASE_SEEDS[ctx.tier]
+    return {label: ctx.records.family(cell_family(label, cell), seeds) for label in labels}
 
 
 def e3_estimates(
@@ -128,6 +243,8 @@ def _acc_series(recs: Sequence[RunRecord], key: str) -> tuple[list[int], list[li
 
 
 def evaluate_e3(ctx: ClaimContext) -> ClaimResult:
+    if PHASE_CELLS[ctx.tier] is not None:
+        return _evaluate_phase(ctx, "E3")
     recs = _records(ctx, (PGD, TR6))
     est = e3_estimates(recs[PGD], recs[TR6])
     series = {}
@@ -187,6 +304,8 @@ def e4_estimates(
 
 
 def evaluate_e4(ctx: ClaimContext) -> ClaimResult:
+    if PHASE_CELLS[ctx.tier] is not None:
+        return _evaluate_phase(ctx, "E4")
     recs = _records(ctx, (PGD, TR6, TR1))
     est = e4_estimates(recs[PGD], recs[TR6], recs[TR1])
     series = {
@@ -210,6 +329,137 @@ def evaluate_e4(ctx: ClaimContext) -> ClaimResult:
     )  # fmt: skip
 
 
+def smoothness_log_ratio(tr6: Sequence[RunRecord], pgd: Sequence[RunRecord]) -> Estimate:
+    """log10 of TRADES β = 6 / PGD-AT local smoothness ratio (probe at the final model),
+    paired by seed."""
+    return mean_ci(
+        [
+            math.log10(a.measures["smoothness"]["ratio"] / b.measures["smoothness"]["ratio"])
+            for a, b in zip(tr6, pgd, strict=True)
+        ]
+    )
+
+
+def _share(values: Sequence[bool]) -> float:
+    return sum(bool(v) for v in values) / len(values)
+
+
+def cell_outcomes(
+    pgd: Sequence[RunRecord],
+    tr6: Sequence[RunRecord],
+    tr1: Sequence[RunRecord] | None,
+    num_classes: int = 10,
+) -> dict[str, Any]:
+    """Per-seed outcomes of a cell (notes/verdict-audit.md §4): does PGD-AT memorize (robust
+    train ≥ 90 %)? does TRADES fail to converge (robust *and* clean train ≤ chance + 10)?
+    Each as the share of seeds, and whether it holds in ≥ 2/3 of them."""
+    chance = 100.0 / num_classes
+
+    def fails(r: RunRecord) -> bool:
+        f = r.final
+        return (
+            100.0 * f.train_robust_acc <= chance + CHANCE_SLACK_PTS
+            and 100.0 * f.train_clean_acc <= chance + CHANCE_SLACK_PTS
+        )
+
+    out: dict[str, Any] = {
+        "pgd_memorizes_share": _share([100.0 * r.final.train_robust_acc >= MEMORIZED_PCT
+                                       for r in pgd]),
+        "trades6_fails_share": _share([fails(r) for r in tr6]),
+    }  # fmt: skip
+    if tr1 is not None:
+        out["trades1_fails_share"] = _share([fails(r) for r in tr1])
+    for k in list(out):
+        out[k.replace("_share", "")] = out[k] >= CELL_MAJORITY - 1e-9
+    return out
+
+
+def _evaluate_phase(ctx: ClaimContext, claim: str) -> ClaimResult:
+    """E3 or E4 over the phase diagram: one verdict per cell, the claim's by
+    :func:`bridge.criteria.phase_verdict`; the figure shows every cell's outcome."""
+    cells = PHASE_CELLS[ctx.tier]
+    assert cells is not None
+    labels = (PGD, TR6) if claim == "E3" else (PGD, TR6, TR1)
+    estimates: dict[str, Estimate] = {}
+    readings: list[tuple[str, str]] = []
+    table: list[dict[str, Any]] = []
+    verdicts: dict[Cell, str] = {}
+    notes_by_cell: dict[Cell, str] = {}
+    for cell in cells:
+        recs = _records(ctx, labels, cell)
+        if claim == "E3":
+            est = e3_estimates(recs[PGD], recs[TR6])
+            decision = decide(est, E3_CRITERIA, E3_PREMISES)
+        else:
+            est = e4_estimates(recs[PGD], recs[TR6], recs[TR1])
+            est["log10_smoothness_ratio"] = smoothness_log_ratio(recs[TR6], recs[PGD])
+            decision = decide(est, E4_PHASE_CRITERIA, E4_PREMISES)
+        verdicts[cell] = decision.verdict
+        outcomes = cell_outcomes(recs[PGD], recs[TR6], recs.get(TR1))
+        for k, v in est.items():
+            estimates[f"{cell.key}:{k}"] = v
+        readings += [(f"{cell.key} {n}", st) for n, st in decision.readings]
+        row: dict[str, Any] = {"cell": cell.label, "verdict": decision.verdict}
+        row.update({k: v for k, v in outcomes.items() if k.endswith("_share")})
+        row.update({k: v.text() for k, v in est.items()})
+        table.append(row)
+        notes_by_cell[cell] = (
+            f"PGD mem {outcomes['pgd_memorizes_share']:.0%}\n"
+            f"TR6 fails {outcomes['trades6_fails_share']:.0%}"
+            + (f"\nTR1 fails {outcomes['trades1_fails_share']:.0%}" if claim == "E4" else "")
+        )
+    verdict = phase_verdict(list(verdicts.values()))
+    if ctx.tier == "smoke":
+        verdict = PIPELINE_CHECKED
+    rows = sorted({(c.dataset, c.n_train) for c in cells}, key=lambda t: (t[0] != "digits", t[1]))
+    first = _records(ctx, (PGD,), cells[0])[PGD][0].config
+    fig = plot_phase_diagram(
+        [f"{ds} N={n}" for ds, n in rows], ["no BN", "BN"],
+        {(f"{c.dataset} N={c.n_train}", "BN" if c.batch_norm else "no BN"): v
+         for c, v in verdicts.items()},
+        {(f"{c.dataset} N={c.n_train}", "BN" if c.batch_norm else "no BN"): t
+         for c, t in notes_by_cell.items()},
+        ctx.figures_dir, f"{claim.lower()}_phase_diagram.png",
+        setup_for(first, ctx.tier, data="; ".join(f"{ds} N={n}" for ds, n in rows)
+                  + ", fully random labels", seeds=PHASE_SEEDS[ctx.tier]),
+        title_text=f"{claim} ([P2] §3) phase diagram: verdict per cell (data set and N × "
+        "BatchNorm), with the share of seeds where PGD-AT memorizes (robust train ≥ 90 %) and "
+        "where TRADES fails to converge (robust and clean train ≤ chance + 10).",
+    )  # fmt: skip
+    by_verdict: dict[str, list[str]] = {}
+    for c, v in verdicts.items():
+        by_verdict.setdefault(v, []).append(c.label)
+    trend = "; ".join(
+        f"N={n} ({ds}): " + ", ".join(
+            f"{'BN' if c.batch_norm else 'no BN'} {verdicts[c]}"
+            for c in cells if (c.dataset, c.n_train) == (ds, n)
+        )
+        for ds, n in rows
+    )  # fmt: skip
+    summary = (
+        f"Phase diagram over {len(cells)} cells ({len(PHASE_SEEDS[ctx.tier])} seeds per run): "
+        + "; ".join(f"{v} in {', '.join(cs)}" for v, cs in by_verdict.items())
+        + f". By N: {trend}."
+    )
+    notes = tier_notes(ctx.tier) + [
+        "Verdict over cells (pre-registered, bridge.criteria.phase_verdict): not applicable "
+        "when every cell is; otherwise the common verdict of the applicable cells, "
+        "inconclusive when they disagree. Each cell's estimates are in the table.",
+        "[P2]'s scale is CIFAR-10 / WRN-28-10 (N = 50k, BN); the small cells show where "
+        "(in N and BN) the claim holds at small scale.",
+    ]
+    if claim == "E4":
+        notes.append(
+            f"Smoothness probe: ‖∇L(θ+hu) − ∇L(θ)‖/h of the run's own objective (adversarial "
+            f"examples recomputed at θ+hu), h = {PROBE_H:g}, {PROBE_POINTS} training points, "
+            f"{PROBE_DIRECTIONS} random directions, at the final model; [P2]'s theorem was not "
+            "retrievable (SPEC E4)."
+        )
+    return ClaimResult(
+        verdict, summary, estimates, {}, [fig], table, notes, readings,
+    )  # fmt: skip
+
+
 def _tiers(extra: str = "") -> dict[str, TierPlan]:
     cpu = (
         "digits, 200 training points with fully random labels (label noise 1.0, the draw "
@@ -223,12 +473,19 @@ def _tiers(extra: str = "") -> dict[str, TierPlan]:
             scale="smoke"),
         "cpu": TierPlan(runs=cpu + extra + "; 150 epochs, seeds 0-4 paired",
                         scale="digits N=200, MLP, 5 paired seeds"),
-        "cpu-full": TierPlan(runs=cpu + extra + "; 300 epochs, seeds 0-4 paired",
-                             scale="digits N=200, MLP, 5 paired seeds"),
+        "cpu-full": TierPlan(
+            runs="phase diagram: cells digits N = 200, digits N = 500, MNIST-1D N = 500 (ε = "
+            f"{EPS_MNIST1D:g} in [0,1] units) × MLP [512, 512] without / with BatchNorm; per "
+            "cell PGD-AT and TRADES β = 6" + extra + ", fully random labels, [P2]'s SGD "
+            f"schedule over {PHASE_EPOCHS['cpu-full']} epochs, PGD-5 training / PGD-10 "
+            "evaluation every 10 epochs, 300 test points; seeds 0, 1, 2 per run family"
+            + ("; smoothness probe at the final PGD-AT and TRADES β = 6 models" if extra else ""),
+            scale="phase diagram: 3 N × BN off/on, 3 seeds"),
         "gpu": TierPlan(
             runs="CIFAR-10 random labels, WRN-28-10, PGD-10 8/255, SGD 0.1 (×0.1 at 100, 200), "
-            "wd 0, 300 epochs ([P2] train.py)" + extra + "; " + GPU_REASON_DATA,
-            scale="CIFAR-10, WRN-28-10"),
+            "wd 0, 300 epochs ([P2] train.py), phase cells N = 10k and 50k" + extra
+            + "; " + GPU_REASON_DATA,
+            scale="CIFAR-10, WRN-28-10, N = 10k / 50k, 3 seeds"),
     }  # fmt: skip
 
 
@@ -245,6 +502,7 @@ CLAIMS = [
         kind=EMPIRICAL,
         premises=E3_PREMISES,
         criteria=E3_CRITERIA,
+        criterion=PHASE_RULE,
         tiers=_tiers(),
         evaluate=evaluate_e3,
         requests=lambda tier: rl_requests(tier, (PGD, TR6)),
@@ -260,6 +518,8 @@ CLAIMS = [
         kind=EMPIRICAL,
         premises=E4_PREMISES,
         criteria=E4_CRITERIA,
+        criterion=PHASE_RULE + " There each cell is also judged by log10_smoothness_ratio > 0 "
+        "(TRADES β = 6 / PGD-AT local smoothness at the final model, paired by seed).",
         tiers=_tiers(", plus TRADES β = 1"),
         evaluate=evaluate_e4,
         requests=lambda tier: rl_requests(tier, (PGD, TR6, TR1)),

@@ -116,6 +116,7 @@ def measure(name: str, **params: Any) -> tuple[str, tuple[tuple[str, Any], ...]]
 MEASUREMENTS: dict[str, str] = {
     "complexity": "bridge.claims.measurements:complexity_of_run",
     "construction": "bridge.claims.measurements:construction_of_run",
+    "smoothness": "bridge.claims.measurements:smoothness_of_run",
 }
 
 

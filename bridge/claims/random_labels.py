@@ -158,7 +158,7 @@ def rl_config(tier: str, method: str, beta: float = TRADES_BETA, cell: Cell | No
         return TrainConfig(
             dataset="digits", n_train=200, n_test=300, model="mlp",
             model_kwargs={"hidden": [512, 512]}, batch_size=50, attack_steps=5,
-            eval_attack_steps=10, eval_every=10, num_threads=CPU_THREADS,
+            eval_attack_steps=10, eval_every=25, num_threads=CPU_THREADS,
             **p2_schedule(150 if tier == "cpu" else 300), **common,
         )  # fmt: skip
     # gpu: [P2] train.py README: WRN-28-10, PGD-10 8/255, wd 0, no augmentation, 300 epochs,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bridge.registry import Figure
+from bridge.stats import Estimate
 
 #: Resolution of the PNG files (dots per inch): legible in the HTML at 100 % zoom.
 DPI: int = 110
@@ -149,7 +150,7 @@ def plot_measures_vs_gap(
 
 # ---------------------------------------------------------------- spread across seeds
 def plot_bars_ci(
-    groups: Mapping[str, Mapping[str, object]],
+    groups: Mapping[str, Mapping[str, Estimate]],
     figures_dir: pathlib.Path,
     filename: str,
     setup: Setup,
@@ -175,17 +176,17 @@ def plot_bars_ci(
         means, errs = [], [[], []]
         for m in metrics:
             est = bars.get(m)
-            mean = float(est.mean) if est is not None else float("nan")  # type: ignore[attr-defined]
+            mean = float(est.mean) if est is not None else float("nan")
             means.append(mean)
-            lo = est.low if est is not None and math.isfinite(est.low) else mean  # type: ignore[attr-defined]
-            hi = est.high if est is not None and math.isfinite(est.high) else mean  # type: ignore[attr-defined]
+            lo = est.low if est is not None and math.isfinite(est.low) else mean
+            hi = est.high if est is not None and math.isfinite(est.high) else mean
             errs[0].append(max(mean - lo, 0.0))
             errs[1].append(max(hi - mean, 0.0))
         ax.bar(pos, means, width, yerr=errs, capsize=3, label=group, alpha=0.8)
         for p, m in zip(pos, metrics, strict=True):
             est = bars.get(m)
-            if est is not None and est.values:  # type: ignore[attr-defined]
-                vals = list(est.values)  # type: ignore[attr-defined]
+            if est is not None and est.values:
+                vals = list(est.values)
                 ax.plot([p] * len(vals), vals, "k.", ms=3)
     if chance is not None:
         ax.axhline(chance, color="k", ls=":", lw=1, label="chance")

@@ -42,6 +42,20 @@ GPU_REASON_DATA = (
 )
 
 
+def p2_optimizer(epochs: int) -> dict[str, Any]:
+    """[P2]'s optimizer as TrainConfig fields: SGD lr 0.1, momentum 0.9, ×0.1 at 1/3 and 2/3 of
+    ``epochs``, weight decay 0 (official train.py README; SPEC E3)."""
+    return dict(
+        optimizer="sgd",
+        lr=0.1,
+        momentum=0.9,
+        schedule="multistep",
+        milestones=[epochs // 3, 2 * epochs // 3],
+        weight_decay=0.0,
+        epochs=epochs,
+    )
+
+
 def tier_notes(tier: str) -> list[str]:
     """Notes every result at ``tier`` carries."""
     return [SMOKE_NOTE] if tier == "smoke" else []

@@ -21,6 +21,7 @@ from bridge.claims.common import (
     GPU_REASON_DATA,
     SEEDS,
     empirical_result,
+    p2_optimizer,
     setup_for,
     tier_notes,
 )
@@ -92,17 +93,6 @@ def noise_config(tier: str, rate: float, arch: str = "mlp", n_train: int | None 
 
     eps = EPS_MNIST
 
-    def p2(epochs: int) -> dict[str, Any]:
-        return dict(
-            optimizer="sgd",
-            lr=0.1,
-            momentum=0.9,
-            schedule="multistep",
-            milestones=[epochs // 3, 2 * epochs // 3],
-            weight_decay=0.0,
-            epochs=epochs,
-        )
-
     common = dict(
         label_noise=rate, label_noise_seed=0, method="pgd", epsilon=eps,
         attack_step_size=STEP_FRACTION * eps, seed=0, augment=False,
@@ -111,7 +101,7 @@ def noise_config(tier: str, rate: float, arch: str = "mlp", n_train: int | None 
         return TrainConfig(
             dataset="digits", n_train=60, n_test=60, model="mlp",
             model_kwargs={"hidden": [32, 32]}, batch_size=30, attack_steps=2,
-            eval_attack_steps=2, num_threads=1, **p2(3), **common,
+            eval_attack_steps=2, num_threads=1, **p2_optimizer(3), **common,
         )  # fmt: skip
     if tier in ("cpu", "cpu-full"):
         epochs = 150
@@ -121,8 +111,8 @@ def noise_config(tier: str, rate: float, arch: str = "mlp", n_train: int | None 
         return TrainConfig(
             dataset="digits", n_train=n_train or 200, n_test=300, model="mlp",
             model_kwargs=kwargs, batch_size=50, attack_steps=5,
-            eval_attack_steps=10, eval_every=epochs, num_threads=CPU_THREADS, **p2(epochs),
-            **common,
+            eval_attack_steps=10, eval_every=epochs, num_threads=CPU_THREADS,
+            **p2_optimizer(epochs), **common,
         )  # fmt: skip
     return TrainConfig(
         dataset="cifar10", download=True, model="preactresnet18", label_noise=rate,

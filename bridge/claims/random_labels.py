@@ -24,6 +24,7 @@ from bridge.claims.common import (
     GPU_REASON_DATA,
     PAIRED_SEEDS,
     empirical_result,
+    p2_optimizer,
     pts,
     setup_for,
     tier_notes,
@@ -120,18 +121,6 @@ def rl_config(tier: str, method: str, beta: float = TRADES_BETA, cell: Cell | No
 
     eps = EPS_MNIST
 
-    def p2_schedule(epochs: int) -> dict[str, Any]:
-        # [P2]: SGD lr 0.1, momentum 0.9, ×0.1 at 1/3 and 2/3 of training, wd 0
-        return dict(
-            optimizer="sgd",
-            lr=0.1,
-            momentum=0.9,
-            schedule="multistep",
-            milestones=[epochs // 3, 2 * epochs // 3],
-            weight_decay=0.0,
-            epochs=epochs,
-        )
-
     common = dict(
         label_noise=1.0, label_noise_seed=0, method=method, trades_beta=beta, epsilon=eps,
         attack_step_size=STEP_FRACTION * eps, augment=False, seed=0,
@@ -140,7 +129,7 @@ def rl_config(tier: str, method: str, beta: float = TRADES_BETA, cell: Cell | No
         return TrainConfig(
             dataset="digits", n_train=40, n_test=60, model="mlp",
             model_kwargs={"hidden": [64, 64]}, batch_size=20, attack_steps=2,
-            eval_attack_steps=2, num_threads=1, **p2_schedule(4), **common,
+            eval_attack_steps=2, num_threads=1, **p2_optimizer(4), **common,
         )  # fmt: skip
     if cell is not None and tier != "gpu":
         eps = EPS_MNIST1D if cell.dataset == "mnist1d" else EPS_MNIST
@@ -151,7 +140,7 @@ def rl_config(tier: str, method: str, beta: float = TRADES_BETA, cell: Cell | No
         return TrainConfig(
             dataset=cell.dataset, n_train=cell.n_train, n_test=300, model="mlp",
             model_kwargs=kwargs, batch_size=50, attack_steps=5, eval_attack_steps=10,
-            eval_every=10, num_threads=CPU_THREADS, **p2_schedule(PHASE_EPOCHS[tier]), **common,
+            eval_every=10, num_threads=CPU_THREADS, **p2_optimizer(PHASE_EPOCHS[tier]), **common,
         )  # fmt: skip
     if tier in ("cpu", "cpu-full"):
         # digits N = 200 random labels, MLP [512, 512]: PGD-AT memorizes in ≈ 15 s on one core
@@ -159,7 +148,7 @@ def rl_config(tier: str, method: str, beta: float = TRADES_BETA, cell: Cell | No
             dataset="digits", n_train=200, n_test=300, model="mlp",
             model_kwargs={"hidden": [512, 512]}, batch_size=50, attack_steps=5,
             eval_attack_steps=10, eval_every=25, num_threads=CPU_THREADS,
-            **p2_schedule(150 if tier == "cpu" else 300), **common,
+            **p2_optimizer(150 if tier == "cpu" else 300), **common,
         )  # fmt: skip
     # gpu: [P2] train.py README: WRN-28-10, PGD-10 8/255, wd 0, no augmentation, 300 epochs,
     # SGD lr 0.1 decayed ×0.1 at 100 and 200 (phase cells vary N; WRN has BN)

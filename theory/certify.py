@@ -45,9 +45,12 @@ MARGIN_TOLERANCE = 1e-9
 PRUNE_SLACK = 1e-12
 #: The MILP is attempted only on networks with at most this many ReLUs.
 MILP_MAX_RELUS = 2000
-#: A MILP minimum certifies only above this: HiGHS' default primal feasibility and
-#: integrality tolerances are 1e-6 (scipy.optimize.milp docs), which big-M rows with
-#: weights up to 1/(β − α) can amplify.
+#: A MILP minimum certifies only above this. What it absorbs: HiGHS stops once its
+#: incumbent is within mip_abs_gap = 1e-6 (or mip_rel_gap = 1e-4 relative, i.e. ≤ 1e-9 at
+#: values near this threshold) of its dual bound, so the reported minimum may exceed the
+#: exact one by that gap. Its feasibility/integrality tolerances (1e-7/1e-6) only *relax*
+#: the MILP, which can lower the value (a conservative error: with bump ramps
+#: 1/(β − α) ≳ 1e6 whole bumps are lost) but not raise it.
 MILP_MARGIN_TOLERANCE = 1e-5
 #: Wall-clock limit per MILP solve, seconds.
 MILP_TIME_LIMIT_S = 60.0

@@ -54,6 +54,14 @@ SAWTOOTH_GAP_FRACTION = 0.5
 #: With a single class there is no opposite-label point and any β > α is valid; the
 #: construction then uses β = SINGLE_CLASS_BETA_FACTOR·δ (ℓ∞) or its square (sawtooth).
 SINGLE_CLASS_BETA_FACTOR = 2.0
+#: Smallest bump ramp β − α, relative to max(1, β), that float64 can realise. The bump
+#: units compute (β − r) − (α − r) with r ≤ max(1, β) (a distance in the domain), each
+#: subtraction rounded to 2^-53 of max(1, β); dividing by β − α amplifies that by
+#: max(1, β)/(β − α). With this floor the amplified rounding is ≤ 4·2^-53·2^30 ≈ 5e-7 of a
+#: bump's height for ℓ∞ (the sawtooth's s sums d·m rounded terms: d·m times that), so the
+#: margins stay near 1; with a ramp of a few ulps (δ = λ/2 − ulp) the lowered network
+#: really misclassifies ball points (the certifier refutes it).
+FLOAT_RAMP_FLOOR = 2.0**-30
 #: Default input domain (pixels in [0, 1], SPEC Notation).
 UNIT_DOMAIN: tuple[float, float] = (0.0, 1.0)
 
@@ -519,6 +527,12 @@ def build_construction(
     else:
         a, b = delta, lam - delta
         dist = DistanceBlock("linf", centres)
+    if not b - a >= FLOAT_RAMP_FLOOR * max(1.0, abs(b)):
+        raise ValueError(
+            f"delta: the bump ramp β − α = {b - a:.3g} (λ = {lam:.17g}, δ = {delta:.17g}) is "
+            f"below float64's resolution {FLOAT_RAMP_FLOOR:.3g}·max(1, β): δ is too close to "
+            "λ/2 (or too small) for the lowered network to realise the bumps"
+        )
     bump = BumpBlock(np.full(n_mem, float(a)), np.full(n_mem, float(b)))
     output = OutputBlock(y_enc[chosen], n_cls, binary)
     gate = None if clean is None else GateBlock(clean, scale)

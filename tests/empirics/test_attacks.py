@@ -164,6 +164,22 @@ def test_l2_random_start_inside_ball_and_nonzero():
     assert float(norms.median()) > 0.45
 
 
+def test_l2_random_start_is_uniform_in_a_low_dimensional_ball():
+    # In the 2-D ball, uniform means P(‖δ‖ ≤ t·ε) = t²: at t = ½ a quarter of 4000 draws
+    # (binomial sd 0.007; ±0.03 is > 4 sd), against ½ for a radius ε·U and 0 on the sphere.
+    # A batch of one sample works too.
+    x = torch.full((4000, 2), 0.5)
+    model = nn.Linear(2, 3)
+    rec = Recorder(model)
+    gen = torch.Generator().manual_seed(0)
+    PGD(0.2, 0.01, 1, norm="2", keep_best=False, generator=gen)(rec, x, torch.zeros(4000).long())
+    ratio = (rec.seen[0] - x).norm(dim=1) / 0.2
+    assert float(ratio.max()) <= 1 + 1e-6
+    assert float((ratio <= 0.5).float().mean()) == pytest.approx(0.25, abs=0.03)
+    one = PGD(0.2, 0.01, 2, norm="2")(model, x[:1], torch.zeros(1).long())
+    assert float((one - x[:1]).norm()) <= 0.2 * (1 + 1e-6)
+
+
 # ------------------------------------------------------------- eps = 0 / steps = 0 → clean
 
 
@@ -791,3 +807,59 @@ def test_perturb_in_batches_equals_one_call(trained_mlp, digits):
     assert torch.equal(perturb_in_batches(trained_mlp, attack, x, y, batch_size=64), whole)
     with pytest.raises(ValueError, match="batch_size"):
         perturb_in_batches(trained_mlp, attack, x, y, batch_size=0)
+
+
+def test_pgd_l2_matches_torchattacks_pgdl2_step_by_step():
+    """Same start (x itself), same steps: every iterate equals torchattacks.PGDL2's.
+
+    Both normalise the CE gradient per sample (ours through CE's margin form, whose
+    gradient is a positive multiple of CE's), step by α, project δ onto the ε-ball
+    (shrinking only when ‖δ‖ > ε) and clamp to [0, 1]. The steps are short (α = ε/4), so the
+    first iterates lie strictly inside the ball and a projection onto the sphere shows.
+    A randomly initialised net keeps CE's gradient well conditioned (p_y far from 1).
+    """
+    torchattacks = pytest.importorskip("torchattacks")
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)).eval()
+    gen = torch.Generator().manual_seed(4)
+    x = 0.1 + 0.8 * torch.rand(32, 1, 8, 8, generator=gen)
+    y = torch.randint(0, 10, (32,), generator=gen)
+    eps, alpha = 1.0, 0.25
+    inside = 0
+    for steps in range(1, 9):
+        ours = PGD(eps, alpha, steps, norm="2", random_start=False, keep_best=False)(model, x, y)
+        theirs = torchattacks.PGDL2(model, eps=eps, alpha=alpha, steps=steps, random_start=False)
+        ref = theirs(x, y)
+        # float32: the two normalised steps differ by rounding only (~1e-7 per coordinate
+        # per step; torchattacks adds 1e-10 to the norms): 8 steps stay far below 1e-5.
+        assert float((ours - ref).abs().max()) <= 1e-5, steps
+        norms = (ours - x).flatten(1).norm(dim=1)
+        assert float(norms.max()) <= eps * (1 + 1e-6)
+        inside += int((norms < eps * 0.99).sum())
+    assert inside > 32  # iterates strictly inside the ball occurred (not all on the sphere)
+
+
+def test_out_of_range_label_without_validation_is_a_value_error():
+    # validate=False skips check_batch; the index error torch raises deep inside is then
+    # reported as the user's input error, naming y
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    attack = PGD(0.1, 0.05, 2)
+    attack.validate = False
+    with pytest.raises(ValueError, match="y: every label"):
+        attack(model, torch.full((2, 4), 0.5), torch.tensor([0, 3]))
+
+
+def test_zero_gradient_coordinates_stay_and_single_elements_move():
+    # sign(0) = 0: an input the model ignores keeps its value under an ℓ∞ step; and a
+    # batch of one single-feature sample is attacked like any other
+    model = nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight[:, 2] = 0.0  # the model ignores coordinate 2: its gradient is exactly 0
+    x = torch.full((4, 3), 0.5)
+    y = torch.zeros(4, dtype=torch.long)
+    x_adv = PGD(0.1, 0.05, 3, random_start=False, keep_best=False)(model, x, y)
+    assert torch.equal(x_adv[:, 2], x[:, 2]) and float((x_adv - x).abs().max()) > 0.09
+    one = nn.Linear(1, 2)
+    x1 = torch.full((1, 1), 0.5)
+    moved = PGD(0.1, 0.05, 2, random_start=False)(one, x1, torch.zeros(1, dtype=torch.long))
+    assert float((moved - x1).abs().max()) == pytest.approx(0.1)

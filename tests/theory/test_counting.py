@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 
 from theory import counting
 from theory.construction import build_construction
+from theory.gadgets import sawtooth_teeth_for_gap
+from theory.separation import opposite_label_separation
 from theory.strategies import clean_relu_networks, datasets_with_radius
 
 
@@ -29,7 +31,7 @@ def _closed_form(model, clean, norm="inf", l2_method="inclusion"):
 
 @settings(max_examples=60)
 @given(
-    datasets_with_radius(n_points=st.integers(1, 6), dim=st.integers(1, 9), min_separation=0.25),
+    datasets_with_radius(n_points=st.integers(2, 6), dim=st.integers(1, 9), min_separation=0.25),
     st.sampled_from([2, 3]),
     st.booleans(),
     st.data(),
@@ -53,7 +55,7 @@ def test_closed_form_equals_count_linf(case, n_classes, with_clean, data):
 
 @settings(max_examples=15)
 @given(
-    datasets_with_radius(n_points=st.integers(1, 4), dim=st.integers(1, 4), min_separation=0.3),
+    datasets_with_radius(n_points=st.integers(2, 4), dim=st.integers(1, 4), min_separation=0.3),
     st.integers(1, 4),
     st.booleans(),
     st.data(),
@@ -68,13 +70,14 @@ def test_closed_form_equals_count_sawtooth(case, teeth, with_clean, data):
     )
     if clean is not None and clean.nonzero_parameter_count() == 0:
         clean = None
-    try:
-        model = build_construction(
-            d.points, d.labels, delta, "2", clean=clean, l2_method="sawtooth", teeth=teeth
-        )
-    except ValueError as exc:  # too few teeth for this gap: the builder refuses
-        assert "teeth" in str(exc)
-        return
+    # teeth drawn above a number this gap admits (too few are refused, tested elsewhere);
+    # half the gap keeps α = δ² + d·2^(−2m−2) strictly below β = (λ₂ − δ)²
+    lam = opposite_label_separation(d.points, d.labels, "2").distance
+    gap = (lam - delta) ** 2 - delta**2
+    enough = sawtooth_teeth_for_gap(d.points.shape[1], gap / 2)
+    model = build_construction(
+        d.points, d.labels, delta, "2", clean=clean, l2_method="sawtooth", teeth=enough + teeth - 1
+    )
     got = model.network().nonzero_parameter_count()
     assert got == _closed_form(model, clean, "2", "sawtooth")
 

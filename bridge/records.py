@@ -224,6 +224,3 @@ class Records:
 
     def __contains__(self, name: str) -> bool:
         return name in self._by_family
-
-    def families(self) -> list[str]:
-        return sorted(self._by_family)

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import pathlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -423,11 +423,3 @@ def load_trained_model(train_dir: str | pathlib.Path, device: str = "cpu") -> tu
 
     model, config, _ = load_model_from_run(train_dir, "last", device=device)
     return model, config
-
-
-def families(requests: Sequence[RunRequest]) -> Mapping[str, list[int]]:
-    """Family → seeds of a list of requests (for the report's run table)."""
-    out: dict[str, list[int]] = {}
-    for r in requests:
-        out.setdefault(r.family, []).append(r.seed)
-    return out

@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 
-from bridge.claims import at_small, construction, noise_rates
+from bridge.claims import at_small, construction, noise_rates, overfitting
 from bridge.claims.common import PAIRED_SEEDS, SEEDS
-from bridge.records import EpochRow, LandscapeCurve, Records, RunRecord
+from bridge.records import EpochRow, FitRecord, LandscapeCurve, Records, RunRecord
 from bridge.registry import ClaimContext, all_claims
 from bridge.verdicts import INCONCLUSIVE, NOT_APPLICABLE, NOT_REPRODUCED, REPRODUCED
 
@@ -31,7 +31,7 @@ def _config(**kw):
     return TrainConfig(**kw).to_dict()
 
 
-def _rec(family, seed, rows, *, config=None, landscape=None, grad_sq=(), measures=None):
+def _rec(family, seed, rows, *, config=None, landscape=None, grad_sq=(), measures=None, **kw):
     return RunRecord(
         family=family,
         seed=seed,
@@ -40,6 +40,7 @@ def _rec(family, seed, rows, *, config=None, landscape=None, grad_sq=(), measure
         epoch_grad_sq=tuple(grad_sq),
         landscape=landscape or {},
         measures=measures or {},
+        **kw,
     )
 
 
@@ -246,12 +247,29 @@ B3 = {
 
 
 # ---------------------------------------------------------------- E6
-def _e6(pgd_curves, te_curves) -> Records:
+N_FIT = 40
+
+
+def _fit(late_flipped: bool, k: int) -> tuple[FitRecord, tuple[bool, ...]]:
+    """Per-example fit at epochs 1..4 (first lr decay after epoch 2): 10 examples are fitted
+    only from epoch 3 on; they are the 10 flipped labels (``late_flipped``) or 10 others."""
+    flipped = tuple(i < 10 for i in range(N_FIT))
+    late = sorted(i for i in range(N_FIT) if (i < 10) == late_flipped and i % 4 != k % 4)[:10]
+    correct = tuple(tuple(int(i not in late or e >= 3) for i in range(N_FIT)) for e in (1, 2, 3, 4))
+    return FitRecord((1, 2, 3, 4), correct), flipped
+
+
+def _e6(pgd_curves, te_curves, late_flipped=(True,) * 5) -> Records:
+    """The cpu tier's E6 cell (label noise 0.2): PGD-AT with its per-example fit, and TE."""
+    (noise,) = overfitting.E6_NOISE[TIER]
     recs = Records()
     for k, s in enumerate(PAIRED_SEEDS[TIER]):
-        for fam, curves in (("e6-pgd", pgd_curves), ("e6-pgd-te", te_curves)):
+        fit, flipped = _fit(late_flipped[k], k)
+        for method, curves in (("pgd", pgd_curves), ("pgd-te", te_curves)):
             rows = [_row(e + 1, rt=0.9, rte=v) for e, v in enumerate(curves[k])]
-            recs.add(_rec(fam, s, rows))
+            extra = {"fit": fit, "flipped": flipped} if method == "pgd" else {}
+            cfg = _config(seed=s, milestones=[2, 3])
+            recs.add(_rec(overfitting._family(method, noise), s, rows, config=cfg, **extra))
     return recs
 
 
@@ -262,12 +280,25 @@ def _shift(curve: Sequence[float]) -> list[list[float]]:
 E6 = {
     REPRODUCED: lambda: _e6(_shift([0.3, 0.5, 0.45, 0.4]), _shift([0.3, 0.5, 0.49, 0.48])),
     NOT_REPRODUCED: lambda: _e6(_shift([0.3, 0.4, 0.45, 0.5]), _shift([0.3, 0.4, 0.45, 0.5])),
+    # overfitting straddles 2 pts; the mechanism holds
     INCONCLUSIVE: lambda: _e6(
         [[0.3, 0.5, 0.5], [0.3, 0.5, 0.4], [0.3, 0.5, 0.48], [0.3, 0.5, 0.42], [0.3, 0.5, 0.5]],
         [[0.3, 0.5, 0.45], [0.3, 0.5, 0.46], [0.3, 0.5, 0.47], [0.3, 0.5, 0.49], [0.3, 0.5, 0.4]],
     ),
     NOT_APPLICABLE: lambda: _e6(_shift([0.1, 0.12, 0.11, 0.1]), _shift([0.1, 0.12, 0.11, 0.1])),
 }
+
+
+def test_e6_cpu_mechanism_alone_decides(tmp_path) -> None:
+    """Overfitting and TE as claimed, but the late-fitted examples are never the flipped ones:
+    the cpu cell is not reproduced, by the mechanism criterion alone."""
+    recs = _e6(_shift([0.3, 0.5, 0.45, 0.4]), _shift([0.3, 0.5, 0.49, 0.48]), (False,) * 5)
+    claim = next(c for c in all_claims() if c.id == "E6")
+    res = claim.evaluate(ClaimContext(TIER, tmp_path, recs))
+    assert res.estimates["noise0.2:late_flipped_log_odds_ratio"].high < 0
+    assert res.estimates["noise0.2:pgd_best_minus_final_pts"].low > 2
+    assert res.verdict == NOT_REPRODUCED
+
 
 SCENARIOS: dict[str, dict[str, Callable[[], Records]]] = {
     "E1": E1, "E2": E2, "E3": E3, "E4": E4, "E5": E5, "E6": E6,

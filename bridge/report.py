@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.cache import RunCache
-from bridge.claims.runs import merge_requests, run_requests
+from bridge.claims.runs import merge_requests, recorded_seconds, run_requests
 from bridge.criteria import AMENDMENTS, criteria_table
 from bridge.records import Records
 from bridge.registry import (
@@ -82,6 +82,11 @@ class ClaimOutcome:
     wall_s: float
     command: str
     error: str | None = None
+    #: training runs the claim reads, how many of them other claims read too, and the seconds
+    #: of training and per-epoch evaluation they recorded (None: not all were found)
+    runs: int = 0
+    shared_runs: int = 0
+    run_seconds: float | None = None
 
 
 @dataclass
@@ -176,9 +181,16 @@ def evaluate_claims(
         except Exception as exc:  # a failing run must not sink the theory claims
             logger.error("training runs failed:\n%s", traceback.format_exc())
             run_error = f"{type(exc).__name__}: {exc}"
+    readers: dict[str, int] = {}
+    for c in enabled:
+        for name in {r.cache_name for r in c.requests(tier)}:
+            readers[name] = readers.get(name, 0) + 1
     outcomes = []
     for k, claim in enumerate(claims, start=1):
         plan = claim.plan(tier)
+        wanted = claim.requests(tier) if plan.enabled else []
+        own = merge_requests([r.on_device(device) for r in wanted])
+        secs = [recorded_seconds(r, cache) for r in own]
         start = time.perf_counter()
         error = None
         if not plan.enabled:
@@ -219,9 +231,27 @@ def evaluate_claims(
                 wall_s=wall,
                 command=recreate_command(tier, claim.id),
                 error=error,
+                runs=len(own),
+                shared_runs=sum(readers.get(r.cache_name, 0) > 1 for r in own),
+                run_seconds=None if None in secs else float(sum(s for s in secs if s)),
             )
         )
     return outcomes
+
+
+def time_text(o: ClaimOutcome) -> str:
+    """The claim's time: its evaluation here, and what its training runs recorded."""
+    text = f"evaluation {o.wall_s:.1f} s here"
+    if o.runs:
+        shared = f", {o.shared_runs} of them shared with other claims" if o.shared_runs else ""
+        took = (
+            "its runs' time was not found in the cache"
+            if o.run_seconds is None
+            else f"{o.run_seconds / 60:.1f} min of training and per-epoch evaluation recorded, "
+            "summed over the runs (one worker each)"
+        )
+        text += f"; {o.runs} training runs{shared}: {took}"
+    return text
 
 
 def vars_of(criterion: Any) -> dict[str, Any]:
@@ -273,6 +303,9 @@ def _outcome_json(o: ClaimOutcome) -> dict[str, Any]:
         "notes": o.result.notes,
         "command": o.command,
         "wall_s": round(o.wall_s, 3),
+        "runs": o.runs,
+        "shared_runs": o.shared_runs,
+        "run_seconds": None if o.run_seconds is None else round(o.run_seconds, 1),
         "error": o.error,
     }
 
@@ -349,7 +382,7 @@ def render_html(
             )
         for note in r.notes:
             parts.append(f"<p><i>Note.</i> {esc(note)}</p>")
-        parts.append(f"<p>Re-create: <code>{esc(o.command)}</code> ({o.wall_s:.1f} s here)</p>")
+        parts.append(f"<p>Re-create: <code>{esc(o.command)}</code> ({esc(time_text(o))})</p>")
         parts.append("</section>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -403,7 +436,7 @@ def render_markdown(report_meta: dict[str, Any], outcomes: list[ClaimOutcome]) -
             lines += [f"![{f.filename}]({FIGURES_DIR}/{f.filename})", "", f"*{f.caption}*", ""]
         for note in r.notes:
             lines += [f"*Note.* {note}", ""]
-        lines += [f"Re-create: `{o.command}` ({o.wall_s:.1f} s here)", ""]
+        lines += [f"Re-create: `{o.command}` ({time_text(o)})", ""]
     return "\n".join(lines) + "\n"
 
 

@@ -15,6 +15,7 @@ The per-tier settings are in each claim module, in one commented table.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import pathlib
 import time
@@ -312,6 +313,24 @@ def execute_request(
         all_hit = all_hit and len(cache.hits) > n_hits
     record = dataclasses.replace(record_from_json(result["record"]), measures=measures)
     return record, all_hit
+
+
+def recorded_seconds(request: RunRequest, cache: Any) -> float | None:
+    """Seconds of training and per-epoch evaluation that ``request``'s run recorded (the sum
+    of the ``time_*`` fields of its ``metrics.jsonl``, over every resumed piece), or ``None``
+    when the cache holds no finished run for it. Post-training measures are not included."""
+    result = cache.load(request.cache_name, request.key())
+    if result is None:
+        return None
+    path = pathlib.Path(result["train_dir"]) / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    total = 0.0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            total += sum(float(v) for k, v in row.items() if k.startswith("time_") and v)
+    return total
 
 
 def _run_one(

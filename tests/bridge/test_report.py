@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import pathlib
 import re
 
 import pytest
@@ -171,8 +172,8 @@ def test_list_and_no_cache_flags(tmp_path, capsys) -> None:
     assert rc == 0
     for cid in CLAIM_IDS:
         assert re.search(rf"^{cid}\s", cap.out, flags=re.M)
-    rc, cap = _run(["report", "--list", "--claims", "E6"], capsys)
-    assert rc == 0 and "cpu: not run" in cap.out and "E1" not in cap.out
+    rc, cap = _run(["report", "--list", "--claims", "B3"], capsys)
+    assert rc == 0 and "gpu: not run" in cap.out and "E1" not in cap.out
     args = ["report", "--tier", "smoke", "--claims", "T2,T3", "--cache-dir", str(tmp_path / "c")]
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
     assert main(args + ["--out", str(tmp_path / "b"), "--no-cache"]) == 0
@@ -199,3 +200,40 @@ def test_device_flag_reaches_every_training_run(tmp_path, capsys) -> None:
     # Without the flag the tier's own device is used: new cache entries, not the "auto" ones.
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
     assert _doc(tmp_path / "b")["cache_hits"] == []
+
+
+def test_per_claim_time_sums_the_runs_metrics(smoke_report) -> None:
+    """Each claim with runs reports how many it reads, how many are shared, and the seconds
+    their metrics.jsonl recorded: recomputed here from the run folders of the cache."""
+    from bridge.cache import RunCache
+    from bridge.claims.runs import merge_requests
+    from bridge.registry import all_claims
+
+    out, cache_dir = smoke_report
+    doc = {c["id"]: c for c in _doc(out)["claims"]}
+    cache = RunCache(cache_dir)
+    readers: dict[str, int] = {}
+    claims = [c for c in all_claims() if c.plan("smoke").enabled]
+    for c in claims:
+        for name in {r.cache_name for r in c.requests("smoke")}:
+            readers[name] = readers.get(name, 0) + 1
+    checked = 0
+    for c in claims:
+        own = merge_requests(c.requests("smoke"))
+        entry = doc[c.id]
+        assert entry["runs"] == len(own)
+        assert entry["shared_runs"] == sum(readers[r.cache_name] > 1 for r in own)
+        total = 0.0
+        for r in own:
+            result = cache.load(r.cache_name, r.key())
+            assert result is not None, r.cache_name
+            for line in (pathlib.Path(result["train_dir"]) / "metrics.jsonl").open():
+                row = json.loads(line)
+                total += sum(v for k, v in row.items() if k.startswith("time_") and v)
+        assert entry["run_seconds"] == pytest.approx(total, abs=0.051)
+        if own:
+            assert entry["run_seconds"] > 0
+            section = (out / "report.md").read_text().split(f"## {c.id}.", 1)[1]
+            assert f"{len(own)} training runs" in section.split("\n## ", 1)[0]
+            checked += 1
+    assert checked >= 5

@@ -1,0 +1,124 @@
+"""What FGSM, FGSM-RS and the TRADES attack return, checked against hand computation.
+
+Each test pins a documented property of an attack that a plausible one-line bug breaks while
+every value-level test of PGD still passes (found by ``benchmarks/mutation_score.py --target
+attacks``):
+
+- FGSM returns the one-step iterate ``clip(x + ε·sign(∇))`` even where that step *lowers* the
+  loss (a "keep the best iterate" FGSM would return the clean point);
+- FGSM-RS takes exactly one step of α = 1.25 ε from a uniform start (Wong et al. 2020): some
+  coordinates stay strictly inside the ε-box, and none lands between the two step images;
+- the TRADES attack moves: at ``x_adv = x`` the KL gradient is exactly zero, so it must start
+  from the 0.001·N(0, I) point (TRADES' trades.py);
+- an attack's ``random_start`` attribute tells the truth (the DDP evaluation replays the random
+  draws of exactly those attacks that say they draw).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from empirics.attacks import FGSM, FGSMRS, PGD, TradesPGD
+
+
+class Overshoot(nn.Module):
+    """1-D input, two logits ``[0, g(x)]`` with ``g(x) = 1 − 20 (x − 0.6)²``: class 1 wins for
+    |x − 0.6| < 0.2236. At x = 0.5 (label 0) the point is misclassified and the loss grows with
+    x, but a step of 0.5 to x = 1 overshoots into the correctly classified region."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = 1.0 - 20.0 * (x[:, :1] - 0.6) ** 2
+        return torch.cat([torch.zeros_like(g), g], dim=1)
+
+
+class Linear(nn.Module):
+    """Logits ``[0, w·x]``: for label 0 the loss increases along sign(w) everywhere."""
+
+    def __init__(self, w: torch.Tensor) -> None:
+        super().__init__()
+        self.w = w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x.flatten(1) @ self.w
+        return torch.stack([torch.zeros_like(z), z], dim=1)
+
+
+def test_fgsm_returns_the_step_even_where_it_lowers_the_loss() -> None:
+    model, x, y = Overshoot(), torch.tensor([[0.5]]), torch.tensor([0])
+    loss = nn.functional.cross_entropy
+    # independent arithmetic: g'(0.5) = −40 (0.5 − 0.6) = 4 > 0, so the ε = 0.5 step goes to 1.0
+    x_adv = FGSM(0.5)(model, x, y)
+    assert x_adv.item() == 1.0
+    assert loss(model(x_adv), y) < loss(model(x), y)  # the step lowered the loss here
+
+
+def test_fgsm_rs_is_one_step_of_1_25_eps_from_a_uniform_start() -> None:
+    """Linear model, label 0, x = 0.5 (the [0, 1] box never binds at ε = 0.1): from
+    δ₀ ~ U(−ε, ε), one step gives δ = clamp(δ₀ + 1.25 ε s, −ε, ε) with s = sign(w), so
+    |δ| ∈ [0.25 ε, ε] with sign s, and |δ| < ε exactly where δ₀·s < −0.25 ε (probability
+    3/8). A second step, or no random start, puts every coordinate on the box's face."""
+    d, eps = 4000, 0.1
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(d, generator=gen)
+    x, y = torch.full((1, d), 0.5), torch.tensor([0])
+    torch.manual_seed(1)
+    delta = (FGSMRS(eps, 1.25 * eps)(Linear(w), x, y) - x)[0].double()
+    s = torch.sign(w).double()
+    assert torch.all(torch.sign(delta) == s)
+    mag = delta.abs()
+    assert mag.min() >= 0.25 * eps - 1e-6 and mag.max() <= eps + 1e-6
+    inside = (mag < eps - 1e-6).double().mean().item()
+    assert abs(inside - 3 / 8) < 0.05, inside
+
+
+def test_fgsm_rs_never_lands_between_its_two_step_images() -> None:
+    """Overshoot model, ε = 0.5, α = 0.625, x = 0.5 (ball = [0, 1]): from any start x₀ the step
+    goes up to min(x₀ + α, 1) ≥ 0.625 when x₀ < 0.6 and down to max(x₀ − α, 0) ≤ 0.375 when
+    x₀ > 0.6, so no returned point lies in (0.375, 0.625). Returning the start when it has the
+    higher loss (a "keep best" FGSM-RS) lands there for most starts."""
+    x = torch.full((2000, 1), 0.5)
+    torch.manual_seed(0)
+    x_adv = FGSMRS(0.5, 0.625)(Overshoot(), x, torch.zeros(2000, dtype=torch.long))[:, 0]
+    assert not torch.any((x_adv > 0.375 + 1e-6) & (x_adv < 0.625 - 1e-6))
+    assert torch.all((x_adv >= 0.0) & (x_adv <= 1.0))
+
+
+def test_trades_attack_moves_off_the_clean_point() -> None:
+    """KL(f(x) ‖ f(x_adv)) has zero gradient at x_adv = x: an attack that starts there never
+    moves (sign(0) = 0). TRADES starts at x + 0.001·N(0, I) and then takes full α steps."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 16), nn.Tanh(), nn.Linear(16, 3))
+    x = torch.rand(8, 20) * 0.5 + 0.25
+    y = torch.zeros(8, dtype=torch.long)
+    eps, alpha = 0.05, 0.01
+    x_adv = TradesPGD(eps, alpha, 5)(model, x, y)
+    moved = (x_adv - x).abs()
+    assert moved.max() <= eps + 1e-6
+    assert moved.amax(dim=1).min() >= 2 * alpha  # every example moved by ≥ 2 steps somewhere
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: FGSM(0.05),
+        lambda: FGSMRS(0.05, 0.0625),
+        lambda: PGD(0.05, 0.01, 3, random_start=True),
+        lambda: PGD(0.05, 0.01, 3, random_start=False),
+        lambda: TradesPGD(0.05, 0.01, 3),
+    ],
+    ids=["fgsm", "fgsm-rs", "pgd-rs", "pgd", "trades"],
+)
+def test_random_start_attribute_tells_the_truth(make) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 16), nn.Tanh(), nn.Linear(16, 3))
+    x = torch.rand(8, 20) * 0.5 + 0.25
+    y = torch.randint(0, 3, (8,))
+    attack = make()
+    runs = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        runs.append(attack(model, x, y))
+    draws = not torch.equal(runs[0], runs[1])
+    assert attack.random_start is draws

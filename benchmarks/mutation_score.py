@@ -77,6 +77,7 @@ TARGETS: dict[str, Target] = {
     "certify": Target(
         "theory/certify.py",
         (
+            "tests/theory/test_certify_mutants.py",
             "tests/theory/test_certify_negative.py",
             "tests/theory/test_certify.py",
             "tests/theory/test_construction.py",
@@ -88,6 +89,7 @@ TARGETS: dict[str, Target] = {
         # a falsification check with its own tests (test_construction, test_certify)
         skip=("<module>", "_check_radius", "CertificationResult", "certify_outside_balls"),
         tests_fast=(
+            "tests/theory/test_certify_mutants.py",
             "tests/theory/test_certify_negative.py",
             "tests/theory/test_certify.py",
             "tests/theory/test_construction.py",
@@ -120,7 +122,11 @@ TARGETS: dict[str, Target] = {
     "attacks": Target(
         "empirics/attacks.py",
         # the fast file first: -x stops at the first failure
-        ("tests/empirics/test_loss_gradients.py", "tests/empirics/test_attacks.py"),
+        (
+            "tests/empirics/test_loss_gradients.py",
+            "tests/empirics/test_attack_semantics.py",
+            "tests/empirics/test_attacks.py",
+        ),
         # the PGD family (PGD, FGSM, FGSM-RS, TRADES) and its helpers; argument and batch
         # validation (bad-input tests) and the exact linear attack (its own closed-form
         # tests, not a training attack) are left out

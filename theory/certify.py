@@ -47,8 +47,10 @@ PRUNE_SLACK = 1e-12
 MILP_MAX_RELUS = 2000
 #: A MILP minimum certifies only above this. What it absorbs: HiGHS stops once its
 #: incumbent is within mip_abs_gap = 1e-6 (or mip_rel_gap = 1e-4 relative, i.e. ≤ 1e-9 at
-#: values near this threshold) of its dual bound, so the reported minimum may exceed the
-#: exact one by that gap. Its feasibility/integrality tolerances (1e-7/1e-6) only *relax*
+#: values near this threshold) of its dual bound, so its incumbent may exceed the exact
+#: minimum by that gap (1e-4·|value|: far more than this far from 0); the value used is
+#: therefore the dual bound (see milp_min_margin). Its feasibility/integrality tolerances
+#: (1e-7/1e-6) only *relax*
 #: the MILP, which can lower the value (a conservative error: with bump ramps
 #: 1/(β − α) ≳ 1e6 whole bumps are lost) but not raise it.
 MILP_MARGIN_TOLERANCE = 1e-5
@@ -324,9 +326,10 @@ def milp_min_margin(
 ) -> tuple[float, np.ndarray | None, bool]:
     """Exact min of the margin over the box [lo, hi] by a big-M MILP (notes §4).
 
-    Returns ``(value, argmin_x, optimal)``. ``optimal`` is False on a time-out, in which
-    case ``value`` is HiGHS' dual bound (still a sound lower bound) and ``argmin_x`` the
-    best input found (or None).
+    Returns ``(value, argmin_x, optimal)``. ``value`` is HiGHS' dual bound, a sound lower
+    bound on the minimum: with ``optimal`` within the solver's gap (mip_abs_gap 1e-6 or
+    mip_rel_gap 1e-4 relative) of the best input found; False on a time-out. ``argmin_x``
+    is the best input found (or None).
     """
     from scipy.optimize import Bounds, LinearConstraint, milp
 
@@ -432,7 +435,15 @@ def milp_min_margin(
             continue
         optimal = res.status == 0
         all_optimal &= optimal
-        value = (res.fun if optimal else getattr(res, "mip_dual_bound", -np.inf)) + const
+        if optimal:
+            # "optimal" means within HiGHS' gap (mip_rel_gap = 1e-4 of |fun|), so fun may
+            # overstate the minimum; its dual bound is the sound value (None for a pure LP,
+            # i.e. no unstable unit, whose fun is exact)
+            bound = res.mip_dual_bound
+            lower = res.fun if bound is None or not np.isfinite(bound) else min(res.fun, bound)
+        else:
+            lower = getattr(res, "mip_dual_bound", -np.inf)
+        value = lower + const
         if value < best_val or best_x is None:
             best_val = min(best_val, value)
             best_x = np.clip(res.x[: net.input_dim], lo, hi)

@@ -19,6 +19,11 @@ from theory.bounds import REGISTRY, BoundResult
 from theory.bounds.pacbayes import KL_INVERSE_CAP
 
 N_DRAWS = 25
+#: Explicit closed forms only: the float64 value against sympy at 40 digits. The float64 side
+#: is a few dozen roundings of 2^-53 through log/exp/sqrt/pow; the largest relative deviation
+#: over all draws of all calculators is 1.2e-14 (robust_generalization_lower_bound, measured
+#: 2026-12-02). 1e-9 keeps five decades of room for other platforms' libm, and is still far
+#: below what a wrong constant, exponent or argument does to a bound.
 REL_TOL = 1e-9
 
 

@@ -75,6 +75,7 @@ from empirics.trainers import (
     method_step,
     select_best,
     te_weight,
+    training_batch,
 )
 
 logger = logging.getLogger(__name__)
@@ -346,15 +347,8 @@ def _train(
         module.train()
         for i in range(steps_per_epoch):
             idx = perm[i * config.batch_size : (i + 1) * config.batch_size]
-            xb = train_x[idx]
-            if config.augment:
-                from empirics.data import augment_crop_flip
-
-                xb = augment_crop_flip(
-                    xb, padding=config.augment_padding, generator=generators["augment"]
-                )
-                if config.channels_last:
-                    xb = xb.contiguous(memory_format=torch.channels_last)
+            # the single-process batch (augmentation per data set, memory format) on every rank
+            xb, _ = training_batch(train_x, train_y, idx, config, generators["augment"])
             global_n = len(idx)
             lo, hi = shard_bounds(global_n, world)[rank]
             xl, yl, il = xb[lo:hi], train_y[idx][lo:hi], idx[lo:hi]

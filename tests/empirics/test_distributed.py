@@ -207,6 +207,23 @@ def test_sharded_evaluation_matches_single_process(tmp_path):
 
 
 @pytest.mark.slow
+def test_ddp_mnist1d_augmentation_equals_single_process(tmp_path):
+    """MNIST-1D's own augmentation (circular shift + noise) under DDP, as in one process: the
+    DDP loop used to apply the image crop-and-flip to every data set."""
+    config = _config(
+        "pgd", dataset="mnist1d", n_train=128, n_test=64, eval_train_size=64, augment=True
+    )
+    config.save(tmp_path / "config.json")
+    proc = _torchrun(tmp_path / "config.json", tmp_path / "ddp")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    train(config, tmp_path / "single", progress=False)
+    _assert_rows_close(load_metrics(tmp_path / "ddp"), load_metrics(tmp_path / "single"))
+    wa, wb = _weights(tmp_path / "ddp"), _weights(tmp_path / "single")
+    for key in wb:
+        torch.testing.assert_close(wa[key], wb[key], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["trades", "fgsm-rs", "pgd-te"])
 def test_ddp_other_methods_equal_single_process(tmp_path, method):
     kw = {"te_start_epoch": 1, "te_end_epoch": 2} if method == "pgd-te" else {}

@@ -171,7 +171,11 @@ def evaluate_claims(
     check_tier(tier)
     say = progress or (lambda message: None)
     enabled = [c for c in claims if c.plan(tier).enabled]
-    requests = [r.on_device(device) for c in enabled for r in c.requests(tier)]
+    # each claim's distinct runs (also for its time line); the report trains their union
+    runs_of = {
+        c.id: merge_requests([r.on_device(device) for r in c.requests(tier)]) for c in enabled
+    }
+    requests = [r for own in runs_of.values() for r in own]
     records = Records()
     run_error = None
     if requests:
@@ -182,14 +186,13 @@ def evaluate_claims(
             logger.error("training runs failed:\n%s", traceback.format_exc())
             run_error = f"{type(exc).__name__}: {exc}"
     readers: dict[str, int] = {}
-    for c in enabled:
-        for name in {r.cache_name for r in c.requests(tier)}:
-            readers[name] = readers.get(name, 0) + 1
+    for own in runs_of.values():
+        for r in own:
+            readers[r.cache_name] = readers.get(r.cache_name, 0) + 1
     outcomes = []
     for k, claim in enumerate(claims, start=1):
         plan = claim.plan(tier)
-        wanted = claim.requests(tier) if plan.enabled else []
-        own = merge_requests([r.on_device(device) for r in wanted])
+        own = runs_of.get(claim.id, [])
         secs = [recorded_seconds(r, cache) for r in own]
         start = time.perf_counter()
         error = None

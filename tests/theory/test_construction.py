@@ -98,13 +98,25 @@ def test_linf_multiclass_certified(case, with_clean, data):
     n_cls = int(y.max()) + 1
     if n_cls < 2:
         n_cls = 2
-    clean = data.draw(clean_relu_networks(x.shape[1], n_cls)) if with_clean else None
+    # up to 4 hidden layers: a clean net deeper than the bump layer is lowered differently
+    # (its last layer enters the gate directly, with its bias)
+    clean = (
+        data.draw(clean_relu_networks(x.shape[1], n_cls, max_hidden_layers=4))
+        if with_clean
+        else None
+    )
     model = build_construction(x, y, delta, "inf", clean=clean, n_classes=n_cls)
     assert model.output.n_outputs == n_cls
     res = certify(model, x, y, delta, "inf")
     assert res.certified_fraction == 1.0
     assert _monte_carlo_min_margin(model, x, y, delta, "inf") >= 1 - _float_slack(model)
     assert certify_outside_balls(model, n_samples=16, tolerance=_float_slack(model)).holds
+    # the multi-class lowering equals the block definition (gate, clean biases, padding)
+    probe = np.vstack([np.random.default_rng(1).random((30, x.shape[1])), x])
+    np.testing.assert_allclose(
+        model.network().forward(probe), model.forward_blocks(probe), rtol=0,
+        atol=_float_slack(model),
+    )  # fmt: skip
 
 
 @settings(max_examples=20)

@@ -235,6 +235,19 @@ def test_te_schedule_and_bank_edges():
 
 
 # ------------------------------------------------------------------ TRADES
+def _filled_banks(config, x, y, index, epoch: int, n_train: int):
+    """Our TE bank and the reference one, after the epochs before ``epoch`` filled both (the
+    EMA runs across epochs) with *another* model's outputs, so that the targets differ from
+    the current softmax (else the TE term and its gradient vanish on the natural batch)."""
+    bank = TEBank(n_train, N_CLASSES, config.te_alpha)
+    ref_bank = _RefBank(n_train, N_CLASSES, config.te_alpha)
+    before = _model(seed=5)
+    for e in range(config.te_start_epoch, epoch):
+        method_step(config, before, x, y, index, e, bank)
+        ref_bank.targets(before, x, index)
+    return bank, ref_bank
+
+
 @pytest.mark.parametrize("epoch", [1, 5])  # 5 ≥ te_start_epoch: plain TRADES all the same
 def test_trades_loss_gradient_matches_official_formulation(monkeypatch, epoch):
     model, (x, y) = _model(), _batch()
@@ -287,15 +300,7 @@ def test_pgd_te_loss_and_attack_objective_match_official(monkeypatch, epoch):
     config = _config("pgd-te")
     n_train = 40
     index = torch.arange(3, 3 + BATCH)
-    bank = TEBank(n_train, N_CLASSES, config.te_alpha)
-    ref_bank = _RefBank(n_train, N_CLASSES, config.te_alpha)
-    # earlier epochs fill both banks (the EMA runs across epochs) with *another* model's
-    # outputs, so that the targets differ from the current softmax (else the TE term and
-    # its gradient vanish on the natural batch)
-    before = _model(seed=5)
-    for e in range(config.te_start_epoch, epoch):
-        method_step(config, before, x, y, index, e, bank)
-        ref_bank.targets(before, x, index)
+    bank, ref_bank = _filled_banks(config, x, y, index, epoch, n_train)
     seen = _capture(monkeypatch, "PGD")
     torch.manual_seed(12)
     out = method_step(config, model, x, y, index, epoch, bank)
@@ -336,12 +341,7 @@ def test_trades_te_loss_and_attack_objective_match_official(monkeypatch, epoch):
     model, (x, y) = _model(), _batch()
     config = _config("trades-te")
     index = torch.arange(BATCH)
-    bank = TEBank(BATCH, N_CLASSES, config.te_alpha)
-    ref_bank = _RefBank(BATCH, N_CLASSES, config.te_alpha)
-    before = _model(seed=5)  # another model fills the banks first (see the PGD-TE test)
-    for e in range(config.te_start_epoch, epoch):
-        method_step(config, before, x, y, index, e, bank)
-        ref_bank.targets(before, x, index)
+    bank, ref_bank = _filled_banks(config, x, y, index, epoch, BATCH)
     seen = _capture(monkeypatch, "TradesPGD")
     torch.manual_seed(13)
     out = method_step(config, model, x, y, index, epoch, bank)

@@ -15,6 +15,7 @@ import types
 import numpy as np
 import pytest
 import scipy.optimize
+from numpy_lowered import margin as _margin
 
 from theory.certify import (
     MILP_MARGIN_TOLERANCE,
@@ -29,27 +30,6 @@ from theory.network import ReLUNetwork
 
 #: margin_lower vs margins of genuine ball points (float64 sums of a few O(1) terms)
 BOUND_SLACK = 1e-12
-
-
-def _forward(net: ReLUNetwork, pts: np.ndarray) -> np.ndarray:
-    """The lowered network by hand: h ← relu(W h + b) for every layer but the last."""
-    h = np.atleast_2d(np.asarray(pts, dtype=np.float64))
-    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
-        dense = w.toarray() if hasattr(w, "toarray") else np.asarray(w)
-        h = h @ dense.T + np.asarray(b, dtype=np.float64)
-        if k < len(net.weights) - 1:
-            h = np.maximum(h, 0.0)
-    return h
-
-
-def _margin(obj, pts: np.ndarray, label: int) -> np.ndarray:
-    """Binary (label ±1): label·f. Multi-class: f_label − max of the others."""
-    net = obj.network() if hasattr(obj, "network") else obj
-    out = _forward(net, pts)
-    if out.shape[1] == 1:
-        return float(label) * out[:, 0]
-    others = np.delete(out, int(label), axis=1)
-    return out[:, int(label)] - others.max(axis=1)
 
 
 def _assert_genuine(obj, centre, label, radius, norm, witness, domain=(0.0, 1.0)) -> float:

@@ -30,6 +30,8 @@ import pytest
 import scipy.sparse as sps
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from numpy_lowered import forward as _forward
+from numpy_lowered import margin as _margin
 
 from theory.certify import (
     MILP_MARGIN_TOLERANCE,
@@ -57,30 +59,6 @@ BOUND_SLACK = 1e-12
 
 
 # ----------------------------------------------------------------- independent evaluation
-def _forward(net: ReLUNetwork, pts: np.ndarray) -> np.ndarray:
-    """The lowered network by hand: h ← relu(W h + b) for every layer but the last."""
-    h = np.atleast_2d(np.asarray(pts, dtype=np.float64))
-    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
-        dense = w.toarray() if hasattr(w, "toarray") else np.asarray(w)
-        h = h @ dense.T + np.asarray(b, dtype=np.float64)
-        if k < len(net.weights) - 1:
-            h = np.maximum(h, 0.0)
-    return h
-
-
-def _margin(net: ReLUNetwork, pts: np.ndarray, label: int) -> np.ndarray:
-    """Binary (one output, label ±1): label·f. Multi-class: f_label − max of the others."""
-    out = _forward(net, pts)
-    if out.shape[1] == 1:
-        return float(label) * out[:, 0]
-    others = np.delete(out, int(label), axis=1)
-    return out[:, int(label)] - others.max(axis=1)
-
-
-def _lowered(obj) -> ReLUNetwork:
-    return obj.network() if hasattr(obj, "network") else obj
-
-
 def _assert_witness(obj, centre, label, radius, norm, witness) -> float:
     """The witness is in B_p(centre, radius) ∩ [0, 1]^d and has margin ≤ 0; returns it."""
     witness = np.asarray(witness, dtype=np.float64)
@@ -88,7 +66,7 @@ def _assert_witness(obj, centre, label, radius, norm, witness) -> float:
     dist = np.abs(diff).max() if norm == "inf" else np.sqrt((diff**2).sum())
     assert dist <= radius + BALL_SLACK, (dist, radius)
     assert witness.min() >= 0.0 and witness.max() <= 1.0
-    m = float(_margin(_lowered(obj), witness[None, :], label)[0])
+    m = float(_margin(obj, witness[None, :], label)[0])
     assert m <= 0.0, ("the designed witness is not a counterexample", m)
     return m
 
@@ -98,7 +76,7 @@ def _assert_not_certified(obj, x, y, radius, norm, i, witness, **kw):
     res = certify(obj, x, y, radius, norm, **kw)
     assert res.status[i] is not Status.CERTIFIED, ("false certificate", i, res.margin_lower[i])
     # the reported lower bound may not exceed the witness's margin (soundness of the value)
-    m = float(_margin(_lowered(obj), np.asarray(witness)[None, :], y[i])[0])
+    m = float(_margin(obj, np.asarray(witness)[None, :], y[i])[0])
     assert res.margin_lower[i] <= m + BOUND_SLACK
     for j, cx in res.counterexamples.items():  # every refutation is genuine, too
         m_cx = _assert_witness(obj, x[j], y[j], radius, norm, cx)

@@ -3,7 +3,7 @@
 [P2] trains PGD-AT models at increasing label-noise rates and asks whether norm- and
 flatness-based complexity measures track the robust generalization gap; the claim is that most
 do not. The measures themselves are computed by the theory-side calculator
-:func:`theory.bounds.measures_torch.complexity_measures` (SPEC T4); this module collects them
+:func:`empirics.measures.complexity_measures` (SPEC T4); this module collects them
 over a family of models and computes each measure's Kendall rank correlation τ with the gap.
 
 The calculator returns more keys than there are measures (``notes/verdict-audit.md`` §2): some
@@ -205,7 +205,7 @@ TRACKING_TAU: float = 0.6
 def model_complexity(
     model: Any, x: Any, y: Any, init_model: Any | None = None, **kwargs: Any
 ) -> dict[str, float]:
-    """Complexity measures of one trained model (delegates to ``theory.bounds.measures_torch``).
+    """Complexity measures of one trained model (delegates to ``empirics.measures``).
 
     Parameters
     ----------
@@ -225,7 +225,7 @@ def model_complexity(
     dict
         Measure name → value (finite floats only; non-finite values are dropped with a log).
     """
-    from theory.bounds.measures_torch import complexity_measures
+    from empirics.measures import complexity_measures
 
     if init_model is not None:
         if type(init_model) is not type(model):

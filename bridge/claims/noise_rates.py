@@ -277,7 +277,7 @@ def _combined(
 
 
 E5_NOTES = [
-    "Measures: theory.bounds.measures_torch.complexity_measures (margins on PGD points "
+    "Measures: empirics.measures.complexity_measures (margins on PGD points "
     "of the noisy training set; distance-to-init against the run's own initialization), "
     "reduced to deduplicated, oriented classes by empirics.complexity.measure_classes.",
     "[P2]'s exact protocol (which measures, how oriented, how many models) was not "

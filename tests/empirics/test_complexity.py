@@ -48,14 +48,14 @@ def test_only_common_measures_and_bad_inputs() -> None:
 def test_model_complexity_uses_theory_calculator() -> None:
     import torch
 
-    import theory.bounds.measures_torch as measures_torch
+    import empirics.measures as measures
     from empirics.complexity import model_complexity
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
     x, y = torch.rand(16, 4), torch.randint(0, 3, (16,))
     got = model_complexity(net, x, y)
-    want = measures_torch.complexity_measures(net, x, y)
+    want = measures.complexity_measures(net, x, y)
     assert got
     for name, value in got.items():
         assert value == pytest.approx(float(want[name]))
@@ -75,7 +75,7 @@ _FAST_SEARCH = dict(search_depth=4, mc_samples=2)
 
 
 def _all_keys_measures(model, init, x, y) -> dict[str, float]:
-    from theory.bounds.measures_torch import SigmaSearchConfig, complexity_measures
+    from empirics.measures import SigmaSearchConfig, complexity_measures
 
     return complexity_measures(
         model, x, y, init_model=init, magnitude_aware=True,

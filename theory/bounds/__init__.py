@@ -4,7 +4,7 @@ Every calculator takes keyword arguments and returns :class:`BoundResult`. ``REG
 each calculator's name to its :class:`BoundSpec` (function, sympy form, parameter domains and
 the monotonicity theory predicts); ``tests/theory/test_bounds_conformance.py`` runs one
 conformance check over all of them. Torch-based measures live in
-:mod:`theory.bounds.measures_torch` (imported explicitly; it pulls in torch).
+:mod:`empirics.measures` (torch).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ r"""Spectrally-normalized margin bounds from norm statistics (SPEC T4, E5).
 Both are given "up to constants and additive logarithmic factors", exactly as
 bneyshabur/generalization-bounds ``measures.py`` codes them (notes §1.2); the dropped
 constant is the explicit factor ``C`` and the results are not certified. The norm statistics
-are computed from a torch model by :mod:`theory.bounds.measures_torch`.
+are computed from a torch model by :mod:`empirics.measures`.
 """
 
 from __future__ import annotations

@@ -71,30 +71,33 @@ class Target:
 
 _THEORY_PRELOAD = ("numpy", "scipy.sparse", "scipy.optimize", "hypothesis", "sympy")
 _TORCH_PRELOAD = ("numpy", "torch", "torch.nn.functional", "hypothesis", "torchattacks")
+# the certifier (theory/intervals, milp, certificates, certify); fast, targeted tests first:
+# -x stops at the first failing test. <module>: tolerances and performance knobs
+# (MARGIN_TOLERANCE, MILP_TIME_LIMIT_S, …; scaling a threshold only moves the UNKNOWN band,
+# tested by name in the tests)
+_CERTIFY_TESTS = (
+    "tests/theory/test_certify_mutants.py",
+    "tests/theory/test_certify_negative.py",
+    "tests/theory/test_certify.py",
+    "tests/theory/test_construction.py",
+    "tests/theory/test_fuzz.py",
+)
+_CERTIFY = dict(tests_fast=_CERTIFY_TESTS[:-1], preload=_THEORY_PRELOAD)
 
 TARGETS: dict[str, Target] = {
-    # fast, targeted first: -x stops at the first failing test
+    "intervals": Target("theory/intervals.py", _CERTIFY_TESTS, skip=("<module>",), **_CERTIFY),
+    "milp": Target("theory/milp.py", _CERTIFY_TESTS, skip=("<module>",), **_CERTIFY),
+    # CertificationResult: reporting properties
+    "certificates": Target(
+        "theory/certificates.py",
+        _CERTIFY_TESTS,
+        skip=("<module>", "_check_radius", "CertificationResult"),
+        **_CERTIFY,
+    ),
+    # certify_outside_balls: property (b), a falsification check with its own tests
+    # (test_construction, test_certify)
     "certify": Target(
-        "theory/certify.py",
-        (
-            "tests/theory/test_certify_mutants.py",
-            "tests/theory/test_certify_negative.py",
-            "tests/theory/test_certify.py",
-            "tests/theory/test_construction.py",
-            "tests/theory/test_fuzz.py",
-        ),
-        # <module>: tolerances and performance knobs (MARGIN_TOLERANCE, MILP_TIME_LIMIT_S, …;
-        # scaling a threshold only moves the UNKNOWN band, tested by name in the tests);
-        # CertificationResult: reporting properties; certify_outside_balls: property (b),
-        # a falsification check with its own tests (test_construction, test_certify)
-        skip=("<module>", "_check_radius", "CertificationResult", "certify_outside_balls"),
-        tests_fast=(
-            "tests/theory/test_certify_mutants.py",
-            "tests/theory/test_certify_negative.py",
-            "tests/theory/test_certify.py",
-            "tests/theory/test_construction.py",
-        ),
-        preload=_THEORY_PRELOAD,
+        "theory/certify.py", _CERTIFY_TESTS, skip=("<module>", "certify_outside_balls"), **_CERTIFY
     ),
     "construction": Target(
         "theory/construction.py",

@@ -29,6 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from theory import gadgets
+from theory.gadgets import sawtooth_square, trapezoid
+from theory.intervals import interval_bounds, small_margin_mask
 from theory.network import ReLUNetwork
 from theory.separation import (
     Separation,
@@ -201,21 +203,6 @@ class RobustMemorizer:
         return self.distance.teeth + 2
 
 
-def trapezoid(r: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """g(r) = [σ(β − r) − σ(α − r)]/(β − α), elementwise (α, β broadcast over the last axis)."""
-    return (np.maximum(beta - r, 0.0) - np.maximum(alpha - r, 0.0)) / (beta - alpha)
-
-
-def sawtooth_square(t: np.ndarray, teeth: int) -> np.ndarray:
-    """Yarotsky's f_m(t) = t − Σ_{s=1}^m g_s(t)/4^s, elementwise (exact float evaluation)."""
-    acc = np.array(t, dtype=np.float64)
-    g = np.array(t, dtype=np.float64)
-    for s in range(1, teeth + 1):
-        g = 2 * np.maximum(g, 0) - 4 * np.maximum(g - 0.5, 0) + 2 * np.maximum(g - 1, 0)
-        acc = acc - g / 4.0**s
-    return acc
-
-
 def _distance_layers(
     block: DistanceBlock,
 ) -> tuple[list[sp.csr_matrix], list[np.ndarray], sp.csr_matrix]:
@@ -376,8 +363,6 @@ def gate_scale_for(
     clean: ReLUNetwork, domain: tuple[float, float] | None, centres: np.ndarray, delta: float
 ) -> float:
     """Sound M ≥ sup |f_clean| over the domain box (or the balls' bounding box), by IBP."""
-    from theory.certify import interval_bounds
-
     if domain is not None:
         lo = np.full(clean.input_dim, float(domain[0]))
         hi = np.full(clean.input_dim, float(domain[1]))
@@ -499,8 +484,6 @@ def build_construction(
     if subset == "small-margin":
         if clean is None:
             raise ValueError("clean: subset='small-margin' needs a clean classifier")
-        from theory.certify import small_margin_mask
-
         mask = small_margin_mask(clean, x, y_enc, delta, key, binary, domain, scale)
         chosen = np.flatnonzero(mask)
     else:

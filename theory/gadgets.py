@@ -53,6 +53,11 @@ def trapezoid_network(alpha: float, beta: float) -> ReLUNetwork:
     )
 
 
+def trapezoid(r: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """g(r) = [σ(β − r) − σ(α − r)]/(β − α), elementwise (α, β broadcast over the last axis)."""
+    return (np.maximum(beta - r, 0.0) - np.maximum(alpha - r, 0.0)) / (beta - alpha)
+
+
 def gate_network(scale: float) -> ReLUNetwork:
     """Gate (f, g) ↦ σ(f − M g) − σ(−f − M g) (2 → 1), SPEC T1.
 
@@ -202,6 +207,16 @@ def sawtooth_square_network(teeth: int) -> ReLUNetwork:
     ws = [np.array([[1.0], [-1.0]])] + [w for w, _ in layers] + [readout[None, :]]
     bs = [np.zeros(2)] + [b for _, b in layers] + [[0.0]]
     return ReLUNetwork(ws, bs)
+
+
+def sawtooth_square(t: np.ndarray, teeth: int) -> np.ndarray:
+    """Yarotsky's f_m(t) = t − Σ_{s=1}^m g_s(t)/4^s, elementwise (exact float evaluation)."""
+    acc = np.array(t, dtype=np.float64)
+    g = np.array(t, dtype=np.float64)
+    for s in range(1, teeth + 1):
+        g = 2 * np.maximum(g, 0) - 4 * np.maximum(g - 0.5, 0) + 2 * np.maximum(g - 1, 0)
+        acc = acc - g / 4.0**s
+    return acc
 
 
 def sawtooth_teeth_for_gap(dim: int, gap: float) -> int:

@@ -130,7 +130,8 @@ T1_CASES = {
 
 def evaluate_t1(ctx: ClaimContext) -> ClaimResult:
     from empirics.data import separated_points
-    from theory.certify import Status, certify, certify_outside_balls
+    from theory.certificates import Status
+    from theory.certify import certify, certify_outside_balls
     from theory.construction import build_construction
     from theory.counting import construction_parameter_count
 

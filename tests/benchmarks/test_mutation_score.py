@@ -26,7 +26,7 @@ def test_mutants_are_valid_distinct_and_listed_equivalents_are_current():
     for name, target in mod.TARGETS.items():
         source, mutants = mod.collect(target)
         idents = [m.ident for m in mutants]
-        assert len(idents) == len(set(idents)) and len(idents) > 50, name
+        assert len(idents) == len(set(idents)) and len(idents) > 30, name
         generated |= set(idents)
         for m in mutants[:: max(1, len(mutants) // 25)]:  # every mutant parses (apply checks)
             assert mod.apply(source, m) != source

@@ -33,21 +33,18 @@ from hypothesis import strategies as st
 from numpy_lowered import forward as _forward
 from numpy_lowered import margin as _margin
 
-from theory.certify import (
-    MILP_MARGIN_TOLERANCE,
-    Status,
-    certify,
-    certify_construction,
-    certify_network,
+from theory.certificates import Status, certify_network
+from theory.certify import certify, certify_construction
+from theory.construction import BumpBlock, GateBlock, build_construction
+from theory.gadgets import sawtooth_error_bound
+from theory.intervals import (
     clean_margin_lower,
     ibp_margin_lower,
     interval_bounds,
-    milp_min_margin,
     project_to_ball,
     small_margin_mask,
 )
-from theory.construction import BumpBlock, GateBlock, build_construction
-from theory.gadgets import sawtooth_error_bound
+from theory.milp import MILP_MARGIN_TOLERANCE, milp_min_margin
 from theory.network import ReLUNetwork
 
 #: Slack on "the witness lies in the ball": the witnesses are computed in float64 from the

@@ -29,8 +29,10 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from theory.certify import MILP_MARGIN_TOLERANCE, Status, certify, certify_network
+from theory.certificates import Status, certify_network
+from theory.certify import certify
 from theory.construction import OutputBlock, build_construction
+from theory.milp import MILP_MARGIN_TOLERANCE
 from theory.network import ReLUNetwork
 from theory.strategies import clean_relu_networks, datasets_with_radius
 

@@ -4,7 +4,7 @@ import pytest
 import sympy
 
 from theory import proofs
-from theory.construction import sawtooth_square
+from theory.gadgets import sawtooth_square
 
 
 def test_all_gadget_proofs_hold():

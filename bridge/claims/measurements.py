@@ -159,15 +159,15 @@ def construction_of_run(
     f_clean (percent), property (b) on test points, and the torch-vs-lowered check."""
     import torch
 
+    from empirics.network_torch import from_torch
     from empirics.trainers import prepare_data
     from theory.certify import certify, certify_outside_balls
     from theory.construction import build_construction
-    from theory.network import ReLUNetwork
     from theory.separation import opposite_label_separation
 
     clean_model, _ = load_trained_model(train_dir)
     inner = clean_model.net.net  # NormalizedModel -> MLP -> Sequential(Linear, ReLU, ...)
-    f_clean = ReLUNetwork.from_torch(inner)
+    f_clean = from_torch(inner)
     data = prepare_data(config)
     x = data.train_x.flatten(1).double().numpy()
     y = data.train_y.numpy()

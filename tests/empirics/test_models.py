@@ -130,19 +130,19 @@ M1D_SHAPE = (1, 40)  # MNIST-1D inputs (empirics.data.load_dataset("mnist1d").in
 
 
 def test_bn_free_mlp_is_still_a_relu_network():
-    from theory.network import ReLUNetwork
+    from empirics.network_torch import from_torch
 
     torch.manual_seed(0)
     model = build_model("mlp", 10, M1D_SHAPE, hidden=(16, 8)).eval()
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
-    net = ReLUNetwork.from_torch(model.net.net)
+    net = from_torch(model.net.net)
     x = torch.rand(6, *M1D_SHAPE, dtype=torch.float64)
     want = model.double()(x).detach().numpy()
     np.testing.assert_allclose(net.forward(x.flatten(1).numpy()), want, atol=1e-10)
 
 
 def test_bn_mlp_structure_and_modes():
-    from theory.network import ReLUNetwork
+    from empirics.network_torch import from_torch
 
     torch.manual_seed(0)
     model = build_model("mlp", 10, M1D_SHAPE, hidden=(16, 8), batch_norm=True)
@@ -158,7 +158,7 @@ def test_bn_mlp_structure_and_modes():
     model.train()
     assert not torch.allclose(model(x)[:3], model(x[:3]), atol=1e-4)
     with pytest.raises(ValueError, match="BatchNorm1d"):
-        ReLUNetwork.from_torch(model.net.net)
+        from_torch(model.net.net)
 
 
 def test_cnn1d_shapes_and_parameter_count():

@@ -344,6 +344,8 @@ def test_pgd_from_torchattacks_agrees_with_certificates():
     # independent oracle: torchattacks' PGD on the torch conversion of the lowered network
     torch = pytest.importorskip("torch")
     torchattacks = pytest.importorskip("torchattacks")
+    from empirics.network_torch import to_torch
+
     x = np.array([[0.2, 0.3, 0.5], [0.6, 0.8, 0.4], [0.9, 0.1, 0.2], [0.3, 0.9, 0.9]])
     y = np.array([0, 1, 2, 1])
     delta = 0.15
@@ -354,7 +356,7 @@ def test_pgd_from_torchattacks_agrees_with_certificates():
     xt, yt = torch.as_tensor(x), torch.as_tensor(y)
     for candidate, expect_robust in ((model, [True] * 4), (broken, [False, True, True, True])):
         res = certify(candidate, x, y, delta, "inf")
-        seq = candidate.network().to_torch().eval()
+        seq = to_torch(candidate.network()).eval()
         attack = torchattacks.PGD(seq, eps=delta, alpha=delta / 4, steps=40, random_start=True)
         adv = attack(xt, yt)
         assert float((adv - xt).abs().max()) <= delta + 1e-6

@@ -281,10 +281,12 @@ def test_small_margin_multiclass_deep_clean(case, data):
 
 def test_lowered_construction_converts_to_torch():
     torch = pytest.importorskip("torch")
+    from empirics.network_torch import to_torch
+
     x = np.array([[0.1, 0.2, 0.3], [0.8, 0.7, 0.9], [0.4, 0.9, 0.1]])
     y = np.array([0, 1, 2])
     model = build_construction(x, y, 0.1, "inf")
-    seq = model.network().to_torch()
+    seq = to_torch(model.network())
     probe = np.random.default_rng(0).random((20, 3))
     with torch.no_grad():
         got = seq(torch.as_tensor(probe)).numpy()

@@ -22,20 +22,24 @@ def _random_net(rng, widths, sparse=False):
 @pytest.mark.parametrize("sparse", [False, True])
 def test_forward_matches_torch(sparse):
     torch = pytest.importorskip("torch")
+    from empirics.network_torch import to_torch
+
     rng = np.random.default_rng(0)
     net = _random_net(rng, [5, 7, 6, 3], sparse)
     x = rng.normal(size=(20, 5))
     ours = net.forward(x)
     with torch.no_grad():
-        theirs = net.to_torch()(torch.as_tensor(x)).numpy()
+        theirs = to_torch(net)(torch.as_tensor(x)).numpy()
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
     # the torch module is ReLU-between-Linear, nothing after the last layer
-    kinds = [type(m).__name__ for m in net.to_torch()]
+    kinds = [type(m).__name__ for m in to_torch(net)]
     assert kinds == ["Linear", "ReLU", "Linear", "ReLU", "Linear"]
 
 
 def test_from_torch_roundtrip_and_merge():
     torch = pytest.importorskip("torch")
+    from empirics.network_torch import from_torch
+
     torch.manual_seed(0)
     seq = torch.nn.Sequential(
         torch.nn.Flatten(),
@@ -44,7 +48,7 @@ def test_from_torch_roundtrip_and_merge():
         torch.nn.ReLU(),
         torch.nn.Linear(3, 2),
     ).double()
-    net = ReLUNetwork.from_torch(seq)
+    net = from_torch(seq)
     assert net.depth == 2
     x = np.random.default_rng(1).normal(size=(9, 4))
     with torch.no_grad():
@@ -54,10 +58,12 @@ def test_from_torch_roundtrip_and_merge():
 
 def test_from_torch_rejects_unsupported():
     torch = pytest.importorskip("torch")
+    from empirics.network_torch import from_torch
+
     with pytest.raises(ValueError, match="unsupported layer"):
-        ReLUNetwork.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Tanh()))
+        from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Tanh()))
     with pytest.raises(ValueError, match="trailing ReLU"):
-        ReLUNetwork.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()))
+        from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()))
 
 
 def test_nonzero_count_and_shape_facts():

@@ -205,7 +205,7 @@ def ours_step_fn(args, config, device: torch.device, data: Workload):
     def step() -> None:
         idx = data.next_index()
         xb, yb = training_batch(data.x, data.y, idx, config, gen)
-        out, gnorm = training_step(
+        _, gnorm, _ = training_step(
             config, step_model, model, opt, xb, yb, idx, 1, None, autocast, 0.01
         )
         if gnorm is None:

@@ -17,7 +17,7 @@ Every attack is called like torchattacks, ``attack(model, x, y) -> x_adv``, and
 - with ``eps = 0`` or ``steps = 0`` returns exactly ``x`` (§4.1 item 4; torchattacks #124);
 - returns ``x_adv`` on x's device, in x's memory format (NCHW or channels_last), and never
   synchronises with the device inside the iterations (only :func:`check_batch`, once per
-  call, unless ``validate`` is off).
+  call, unless ``validate=False``).
 
 Restarts run batched (the batch is repeated ``restarts`` times) and the result is the
 per-sample worst case: a restart that misclassifies the sample wins, then the higher loss
@@ -231,9 +231,11 @@ def _per_sample(loss: torch.Tensor, n: int, name: str) -> torch.Tensor:
 class Attack:
     """Base class: ``attack(model, x, y) -> x_adv`` with validation and state hygiene.
 
-    Subclasses implement :meth:`_perturb`, called inside :func:`attack_mode`. Set
-    ``attack.validate = False`` to skip :func:`check_batch` (its one host sync per call) in a
-    hot training loop whose data are already checked.
+    Subclasses implement :meth:`_perturb`, called inside :func:`attack_mode`. Call-time
+    keywords: ``loss_fn`` replaces the constructor's objective for this call; ``rows=(lo, hi,
+    n)`` says that ``x`` is rows ``lo:hi`` of a batch of ``n``: the random start is drawn for
+    all ``n`` rows exactly as for the whole batch, and rows ``lo:hi`` are kept (a data-parallel
+    rank then gets the single-process start of its examples and ends with the same RNG state).
     """
 
     eval_mode: bool = True
@@ -241,8 +243,23 @@ class Attack:
     validate: bool = True
     #: Largest label of the current call (set by :meth:`__call__` when validating).
     _label_max: int | None = None
+    _call_loss_fn: LossFn | None = None
+    _rows: tuple[int, int, int] | None = None
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        loss_fn: LossFn | None = None,
+        rows: tuple[int, int, int] | None = None,
+    ) -> torch.Tensor:
+        if rows is not None and not (0 <= rows[0] <= rows[1] <= rows[2]):
+            raise ValueError(f"rows must be (lo, hi, n) with 0 <= lo <= hi <= n, got {rows}")
+        if rows is not None and rows[1] - rows[0] != len(x):
+            raise ValueError(f"rows {rows} hold {rows[1] - rows[0]} rows, x has {len(x)}")
+        self._call_loss_fn, self._rows = loss_fn, rows
         self._label_max = check_batch(x, y, self.bounds) if self.validate else None
         x = x.detach()
         y = y.detach().long()
@@ -290,6 +307,27 @@ def _check_generator_device(generator: torch.Generator | None, x: torch.Tensor) 
         )
 
 
+def _draw(
+    like: torch.Tensor,
+    fill: Callable[[torch.Tensor], torch.Tensor],
+    rows: tuple[int, int, int] | None,
+    restarts: int = 1,
+) -> torch.Tensor:
+    """``fill(torch.empty_like(like))``; with ``rows=(lo, hi, n)``, where ``like`` holds rows
+    ``lo:hi`` of each of ``restarts`` blocks of a batch of ``n``, fill the whole ``restarts·n``
+    rows (same shape, dtype and memory format, hence the same numbers) and keep ``like``'s."""
+    if rows is None or (rows[0] == 0 and rows[1] == rows[2]):
+        return fill(torch.empty_like(like))
+    lo, hi, n = rows
+    shape = like.shape[1:]
+    cl = like.ndim == 4 and like.is_contiguous(memory_format=torch.channels_last)
+    fmt = torch.channels_last if cl else torch.contiguous_format
+    full = torch.empty(
+        (restarts * n, *shape), dtype=like.dtype, device=like.device, memory_format=fmt
+    )
+    return fill(full).view(restarts, n, *shape)[:, lo:hi].reshape(like.shape)
+
+
 def _random_start(
     x: torch.Tensor,
     eps: float,
@@ -298,17 +336,20 @@ def _random_start(
     upper: torch.Tensor,
     bounds: tuple[float, float] | None,
     generator: torch.Generator | None,
+    rows: tuple[int, int, int] | None = None,
+    restarts: int = 1,
 ) -> torch.Tensor:
     if norm == "inf":
         # Same draw as torchattacks.PGD: empty_like(x).uniform_(-eps, eps) from the given RNG.
-        noise = torch.empty_like(x).uniform_(-eps, eps, generator=generator)
+        noise = _draw(x, lambda t: t.uniform_(-eps, eps, generator=generator), rows, restarts)
         return torch.clamp(x + noise, lower, upper)
     # ℓ2: uniform in the ball (Gaussian direction, radius eps * U^(1/D)).
-    direction = torch.empty_like(x).normal_(generator=generator)
+    direction = _draw(x, lambda t: t.normal_(generator=generator), rows, restarts)
     direction = direction / _flat_norm(direction).clamp_min(_NORM_FLOOR)
-    dim = x[0].numel()
+    dim = math.prod(x.shape[1:])
     u = torch.empty((x.shape[0],) + (1,) * (x.ndim - 1), device=x.device, dtype=x.dtype)
-    radius = eps * u.uniform_(0, 1, generator=generator).pow(1.0 / dim)
+    u = _draw(u, lambda t: t.uniform_(0, 1, generator=generator), rows, restarts)
+    radius = eps * u.pow(1.0 / dim)
     x_adv = x + direction * radius
     return x_adv.clamp(*bounds) if bounds is not None else x_adv
 
@@ -413,6 +454,7 @@ class PGD(Attack):
         bounds: tuple[float, float] | None = PIXEL_BOUNDS,
         amp_dtype: torch.dtype | None = None,
         channels_last: bool = False,
+        validate: bool = True,
     ):
         self.eps = _check_eps(eps)
         self.alpha = _check_alpha(alpha)
@@ -429,19 +471,24 @@ class PGD(Attack):
         self.bounds = _check_bounds(bounds)
         self.amp_dtype = amp_dtype
         self.channels_last = bool(channels_last)
+        self.validate = bool(validate)
 
     # The objective; subclasses (TRADES) override it.
     def _objective(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.loss_fn is None:
+        loss_fn = self._call_loss_fn or self.loss_fn
+        if loss_fn is None:
             return margin_cross_entropy(logits, y)
-        return _per_sample(self.loss_fn(logits, y), y.shape[0], "loss_fn")
+        return _per_sample(loss_fn(logits, y), y.shape[0], "loss_fn")
 
     def _prepare(self, model: nn.Module, x: torch.Tensor) -> None:
         """Hook run once per call before the iterations (TRADES computes clean outputs)."""
 
     def _start(self, x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
         if self.random_start:
-            return _random_start(x, self.eps, self.norm, lower, upper, self.bounds, self.generator)
+            return _random_start(
+                x, self.eps, self.norm, lower, upper, self.bounds, self.generator,
+                self._rows, self.restarts,
+            )  # fmt: skip
         return x.clone()
 
     def _forward(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -495,6 +542,8 @@ class PGD(Attack):
 
     def _perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.steps == 0 or x.numel() == 0:
+            if self.steps and self._rows is not None:
+                self._start(x, x, x)  # an empty shard draws the start as the others do
             return x.clone()
         _check_generator_device(self.generator, x)
         orig_format_cl = x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last)
@@ -609,14 +658,15 @@ class TradesPGD(PGD):
             self._clean_probs = F.softmax(self._forward(model, x).float(), dim=1)
 
     def _start(self, x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
-        noise = torch.empty_like(x).normal_(generator=self.generator)
+        noise = _draw(x, lambda t: t.normal_(generator=self.generator), self._rows)
         return torch.clamp(x + self.start_std * noise, lower, upper)
 
     def _objective(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         assert self._clean_probs is not None
-        if self.trades_loss_fn is None:
+        loss_fn = self._call_loss_fn or self.trades_loss_fn
+        if loss_fn is None:
             return trades_kl(logits, self._clean_probs)
-        out = self.trades_loss_fn(logits, self._clean_probs)
+        out = loss_fn(logits, self._clean_probs)
         return _per_sample(out, y.shape[0], "loss_fn")
 
     def _perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -124,7 +124,7 @@ def _objective_grad(
     attack_seed: int,
 ) -> tuple[float, list[torch.Tensor]]:
     """Loss and parameter gradient of the method's objective, with a fixed attack RNG stream."""
-    from empirics.trainers import method_step
+    from empirics.methods import method_step
 
     device = x.device
     cuda = []
@@ -162,7 +162,7 @@ def local_smoothness(
     Computes ``‖∇_θL(θ + h·u) − ∇_θL(θ)‖₂ / h`` for unit directions u (ℓ2 over all trainable
     parameters, Gaussian then normalized, drawn from ``seed``), where L is the loss of
     ``config.method`` on the fixed batch ``(x, y)`` exactly as the trainer computes it
-    (:func:`empirics.trainers.method_step`: PGD-AT is CE on PGD examples, TRADES is
+    (:func:`empirics.methods.method_step`: PGD-AT is CE on PGD examples, TRADES is
     CE(f(x), y) + β·KL(f(x) ‖ f(x')) with ``config.trades_beta``), and the adversarial examples
     are recomputed at θ + h·u ([P2]'s instability is a property of that composite objective;
     ``notes/verdict-audit.md`` §4). SPEC E4.

@@ -1,35 +1,12 @@
-"""Adversarial trainers (SPEC E1, E3–E6): standard, PGD-AT, FGSM-RS, TRADES, PGD-AT+TE, TRADES+TE.
+"""Adversarial training (SPEC E1, E3–E6): one loop for one process and for data parallelism.
 
-One entry point, :func:`train`, runs a :class:`~empirics.config.TrainConfig` in a run
-directory (:mod:`empirics.runs`) with per-epoch metrics, per-step gradient norms, atomic
-checkpoints and exact resume.
-
-Methods (``config.method``):
-
-- ``"standard"``: cross-entropy on clean (augmented) inputs.
-- ``"pgd"``: Madry et al. (2018) PGD-AT, CE on PGD examples ([R20] training setting).
-- ``"fgsm-rs"``: Wong, Rice and Kolter (2020) FGSM with a uniform random start.
-- ``"trades"``: Zhang et al. (2019): CE(f(x), y) + β·KL(f(x') ‖ f(x)) (batch mean), with
-  x' from the TRADES KL attack.
-- ``"pgd-te"``, ``"trades-te"``: temporal ensembling of [P2], exactly as its official
-  ``loss.py`` (``PGD_TE``, ``TRADES_TE``) and ``train_te.py``; see :class:`TEBank`,
-  :func:`te_rampup` and :func:`te_penalty`. Summary (SPEC E6):
-
-  * bank ``S`` (N × C) starts at zeros; in every epoch ``e >= start`` (1-based), per batch,
-    with the model in eval mode on the clean *augmented* batch,
-    ``S_i <- α S_i + (1 − α) softmax(f(x_i))`` and the target is ``t_i = S_i / Σ_c S_ic``;
-  * PGD-TE loss ``CE(f(x'), y) + w(e)·mean_{batch×classes}(softmax f(x') − t)²`` and the
-    same objective (per sample) inside the PGD attack;
-  * TRADES-TE attack objective ``β·KL(f(x') ‖ f(x)) + w(e)·mean_c(softmax f(x') − t)²`` per
-    sample, loss ``CE(f(x), y) + β·KL/B + w(e)·mean(softmax f(x) − t)²`` — the TE term on the
-    *natural* logits in the loss, as the official code has it;
-  * ``w(e) = te_weight · exp(−5 (1 − (e − start)/(end − start))²)`` for ``start <= e <= end``,
-    ``te_weight`` after ``end``, 0 before ``start``.
-
-Random-label training (E3) is ``label_noise = 1.0``. Per-epoch metrics: clean and robust
-(PGD) accuracy and loss on the full training set (with its training labels) and the test set,
-mean/max global parameter-gradient norm, lr, times. Per-step: loss, gradient norm, lr
-(``steps.jsonl``; SPEC E4).
+:func:`train` runs a :class:`~empirics.config.TrainConfig` in a run directory
+(:mod:`empirics.runs`) with per-epoch metrics, per-step gradient norms, atomic checkpoints and
+exact resume. The methods (losses, TE) are in :mod:`empirics.methods`. Random-label training
+(E3) is ``label_noise = 1.0``. Per-epoch metrics: clean and robust (PGD) accuracy and loss on
+the training set (with its training labels) and the test set, mean/max global gradient norm,
+lr, times. Per-step: loss, gradient norm, lr (``steps.jsonl``; SPEC E4). Under a process
+group (:mod:`empirics.distributed`) the same loop trains data-parallel.
 """
 
 from __future__ import annotations
@@ -59,14 +36,11 @@ from empirics.checkpoint import (
     save_checkpoint,
 )
 from empirics.config import TrainConfig
+from empirics.methods import METHODS, StepOutput, TEBank, method_step, te_weight
 from empirics.schedules import Schedule, schedule_from_config
 
 logger = logging.getLogger(__name__)
 
-#: Laine & Aila (2017) sigmoid ramp-up exponent, as ``sigmoid_rampup`` in [P2]'s train_te.py.
-TE_RAMPUP_EXPONENT = 5.0
-#: Std of the Gaussian start of the TRADES attack (Zhang et al. 2019; [P2] loss.py ``0.001``).
-TRADES_START_STD = 1e-3
 #: Seed offsets so that shuffling and augmentation draw from independent streams.
 _SHUFFLE_SEED_OFFSET = 1
 _AUGMENT_SEED_OFFSET = 2
@@ -77,68 +51,6 @@ CHECKPOINT_FORMAT = 1
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the run stopped, last.pt is the last good one."""
-
-
-# ----------------------------------------------------------------------------- TE pieces
-def te_rampup(epoch: int, start: int, end: int) -> float:
-    """Return [P2]'s ramp ``r(e)`` in [0, 1] (``sigmoid_rampup`` of ``train_te.py``).
-
-    ``r(e) = 0`` for ``e < start``, ``1`` for ``e > end``, else
-    ``exp(−5 (1 − (e − start)/(end − start))²)`` (Laine & Aila 2017). Epochs are 1-based.
-    """
-    if end <= start:
-        raise ValueError(f"end must be > start={start}, got {end}")
-    if epoch < start:
-        return 0.0
-    if epoch > end:
-        return 1.0
-    phase = 1.0 - (epoch - start) / (end - start)
-    return math.exp(-TE_RAMPUP_EXPONENT * phase * phase)
-
-
-def te_weight(epoch: int, config: TrainConfig) -> float:
-    """Return ``w(e) = te_weight · r(e)`` for a TE method, 0 otherwise (SPEC E6)."""
-    if config.method not in ("pgd-te", "trades-te"):
-        return 0.0
-    return config.te_weight * te_rampup(epoch, config.te_start_epoch, config.te_end_epoch)
-
-
-def te_penalty(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Return the per-sample TE penalty ``mean_c (p_ic − t_ic)²``, shape (n,).
-
-    The batch mean of this equals the official ``((softmax − t) ** 2).mean()`` over
-    batch × classes, so ``te_weight = 300`` weighs the per-sample *sum* over classes by
-    300 / C (30 on CIFAR-10); ``notes/paper-dong-memorization-at.md`` §4.2.
-    """
-    return ((probs - targets) ** 2).mean(dim=1)
-
-
-class TEBank:
-    """The soft-label bank of [P2]'s TE: zeros (N × C), EMA of softmax, row-renormalised.
-
-    Parameters
-    ----------
-    num_samples, num_classes : int
-    alpha : float
-        EMA momentum in [0, 1) (official 0.9).
-    device : torch device
-    """
-
-    def __init__(self, num_samples: int, num_classes: int, alpha: float, device=None) -> None:
-        if not 0.0 <= alpha < 1.0:
-            raise ValueError(f"alpha must be in [0, 1), got {alpha}")
-        self.alpha = float(alpha)
-        self.bank = torch.zeros(num_samples, num_classes, dtype=torch.float32, device=device)
-
-    def update(self, index: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-        """EMA-update rows ``index`` with ``probs`` and return their normalised targets.
-
-        ``S_i <- α S_i + (1 − α) p_i``; target ``t_i = S_i / Σ_c S_ic``.
-        """
-        probs = probs.detach().float()
-        rows = self.alpha * self.bank[index] + (1.0 - self.alpha) * probs
-        self.bank[index] = rows
-        return rows / rows.sum(dim=1, keepdim=True)
 
 
 # ----------------------------------------------------------------------------- context
@@ -327,26 +239,50 @@ def training_step(
     bank: TEBank | None,
     autocast: Any,
     lr: float,
-) -> tuple[StepOutput, torch.Tensor | None]:
-    """Run one optimisation step of ``config.method``; return its output and gradient norm.
+    *,
+    attack: Any = None,
+    rows: tuple[int, int, int] | None = None,
+    group: Group | None = None,
+) -> tuple[StepOutput, torch.Tensor | None, torch.Tensor]:
+    """Run one optimisation step of ``config.method``; return its output, gradient norm and
+    the step's totals ``[loss·n, correct_clean, correct_robust, non-finite]`` (float64).
 
-    ``step_model`` computes (``model`` or :func:`compiled_step_model`), ``model`` owns the
-    parameters. When the loss is not finite nothing is updated and the norm is ``None`` (the
-    check reads one scalar from the device per step).
+    ``step_model`` computes (``model``, :func:`compiled_step_model` or the data-parallel
+    wrapper), ``model`` owns the parameters. With ``rows=(lo, hi, n)`` the batch is this
+    rank's shard of a global batch of ``n``: its loss is scaled so that the averaged gradient
+    is the global batch's, and the totals are summed over ``group``. When the loss is not
+    finite (on any rank) nothing is updated and the norm is ``None`` (one device read).
     """
-    for group in optimizer.param_groups:
-        group["lr"] = lr
+    for g in optimizer.param_groups:
+        g["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
     with autocast:
-        out = method_step(config, step_model, x, y, index, epoch, bank)
-    if not torch.isfinite(out.loss.detach()):
-        return out, None
-    out.loss.backward()
+        out = method_step(config, step_model, x, y, index, epoch, bank, attack=attack, rows=rows)
+    totals = _step_totals(out, len(y))
+    if group is not None:
+        group.all_reduce(totals)
+    if totals[3] > 0:
+        return out, None, totals
+    if rows is None:
+        out.loss.backward()
+    else:
+        (out.loss * ((rows[1] - rows[0]) * group.world / rows[2])).backward()
     gnorm = global_grad_norm(model)
     if config.grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
     optimizer.step()
-    return out, gnorm
+    return out, gnorm, totals
+
+
+def _step_totals(out: StepOutput, n: int) -> torch.Tensor:
+    """``[loss·n, correct_clean, correct_robust, non-finite]`` (float64) on the loss's device,
+    built without host-to-device copies (they would synchronise every step)."""
+    loss = out.loss.detach().double()
+    zero = loss.new_zeros(())
+    counts = [
+        zero if c is None else c.detach().double() for c in (out.correct_clean, out.correct_robust)
+    ]
+    return torch.stack([loss * n, *counts, (~torch.isfinite(loss)).double()])
 
 
 def _autocast(config: TrainConfig, device: torch.device):
@@ -361,144 +297,6 @@ def _to_memory_format(x: torch.Tensor, config: TrainConfig) -> torch.Tensor:
     return x
 
 
-# ----------------------------------------------------------------------------- losses
-def _kl_per_sample(logits_adv: torch.Tensor, probs_nat: torch.Tensor) -> torch.Tensor:
-    """``KL(p_nat ‖ softmax(logits_adv))`` per sample, as ``KLDivLoss(log_softmax(adv), p)``."""
-    logp_adv = F.log_softmax(logits_adv.float(), dim=1)
-    return F.kl_div(logp_adv, probs_nat.float(), reduction="none").sum(dim=1)
-
-
-def _te_attack_loss(
-    targets: torch.Tensor, weight: float
-) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Per-sample PGD-TE attack objective ``CE(f(x'), y) + w·mean_c(softmax f(x') − t)²``."""
-
-    def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        logits = logits.float()
-        ce = F.cross_entropy(logits, labels, reduction="none")
-        return ce + weight * te_penalty(F.softmax(logits, dim=1), targets)
-
-    return loss_fn
-
-
-def _trades_te_attack_loss(
-    beta: float, targets: torch.Tensor, weight: float
-) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Per-sample TRADES-TE attack objective ``β·KL(p_nat ‖ f(x')) + w·mean_c(softmax f(x') − t)²``.
-
-    The official ``(β/B)·KL_sum + w·mean_{batch×classes}`` is ``1/B`` times the batch sum of
-    this, so both have the same sign gradient per sample.
-    """
-    from empirics.attacks import trades_kl
-
-    def loss_fn(adv_logits: torch.Tensor, clean_probs: torch.Tensor) -> torch.Tensor:
-        adv_logits = adv_logits.float()
-        kl = trades_kl(adv_logits, clean_probs)
-        return beta * kl + weight * te_penalty(F.softmax(adv_logits, dim=1), targets)
-
-    return loss_fn
-
-
-@dataclass
-class StepOutput:
-    loss: torch.Tensor
-    logits_train: torch.Tensor  # logits of the examples the loss was mainly computed on
-    correct_clean: torch.Tensor | None
-    correct_robust: torch.Tensor | None
-
-
-def method_step(
-    config: TrainConfig,
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    index: torch.Tensor,
-    epoch: int,
-    bank: TEBank | None,
-) -> StepOutput:
-    """Return the training loss of one batch for ``config.method`` (model left in train mode).
-
-    ``x`` is the (augmented) clean batch, ``index`` its row numbers in the training set (the TE
-    bank's keys), ``epoch`` 1-based.
-    """
-    from empirics.attacks import FGSMRS, PGD, TradesPGD
-
-    method = config.method
-    if method == "standard":
-        model.train()
-        logits = model(x).float()
-        loss = F.cross_entropy(logits, y)
-        correct = (logits.argmax(1) == y).sum()
-        return StepOutput(loss, logits, correct, None)
-
-    weight = te_weight(epoch, config)
-    te_active = method in ("pgd-te", "trades-te") and epoch >= config.te_start_epoch
-    targets = None
-    if te_active:
-        # Official TE code: clean logits of the augmented batch, eval mode, before the attack.
-        if bank is None:
-            raise ValueError(f"bank: method={method!r} needs a TEBank, got None")
-        model.eval()
-        with torch.no_grad():
-            targets = bank.update(index, F.softmax(model(x).float(), dim=1))
-
-    if method in ("pgd", "pgd-te"):
-        loss_fn = _te_attack_loss(targets, weight) if te_active else None
-        attack = PGD(
-            config.epsilon,
-            config.attack_step_size,
-            config.attack_steps,
-            norm=config.norm,
-            random_start=True,
-            restarts=1,
-            loss_fn=loss_fn,
-            eval_mode=config.attack_eval_mode,
-            keep_best=False,  # the official trainers train on the last iterate
-        )
-        attack.validate = False  # data checked once in prepare_data; saves a sync per step
-        x_adv = attack(model, x, y)
-        model.train()
-        logits_adv = model(x_adv).float()
-        loss = F.cross_entropy(logits_adv, y)
-        if te_active:
-            loss = loss + weight * te_penalty(F.softmax(logits_adv, dim=1), targets).mean()
-        correct_rob = (logits_adv.argmax(1) == y).sum()
-        return StepOutput(loss, logits_adv, None, correct_rob)
-
-    if method == "fgsm-rs":
-        attack = FGSMRS(config.epsilon, config.fgsm_step_size, eval_mode=config.attack_eval_mode)
-        attack.validate = False  # data checked once in prepare_data; saves a sync per step
-        x_adv = attack(model, x, y)
-        model.train()
-        logits_adv = model(x_adv).float()
-        loss = F.cross_entropy(logits_adv, y)
-        return StepOutput(loss, logits_adv, None, (logits_adv.argmax(1) == y).sum())
-
-    # TRADES and TRADES+TE: the KL attack (Gaussian start), TE term inside it once active.
-    trades_loss = _trades_te_attack_loss(config.trades_beta, targets, weight) if te_active else None
-    attack = TradesPGD(
-        config.epsilon,
-        config.attack_step_size,
-        config.attack_steps,
-        loss_fn=trades_loss,
-        eval_mode=config.attack_eval_mode,
-    )
-    attack.validate = False  # data checked once in prepare_data; saves a sync per step
-    x_adv = attack(model, x, y)
-    model.train()
-    logits_nat = model(x).float()
-    logits_adv = model(x_adv).float()
-    batch = len(y)
-    kl = _kl_per_sample(logits_adv, F.softmax(logits_nat, dim=1)).sum() / batch
-    loss = F.cross_entropy(logits_nat, y) + config.trades_beta * kl
-    if te_active:
-        # Official TRADES_TE: TE term on the *natural* logits in the outer loss.
-        loss = loss + weight * te_penalty(F.softmax(logits_nat, dim=1), targets).mean()
-    correct_clean = (logits_nat.argmax(1) == y).sum()
-    correct_rob = (logits_adv.argmax(1) == y).sum()
-    return StepOutput(loss, logits_adv, correct_clean, correct_rob)
-
-
 # ----------------------------------------------------------------------------- evaluation
 def evaluate(
     model: nn.Module,
@@ -509,12 +307,14 @@ def evaluate(
     batch_size: int,
     config: TrainConfig | None = None,
     y_extra: dict[str, torch.Tensor] | None = None,
+    group: Group | None = None,
 ) -> dict[str, float]:
     """Return clean and robust accuracy and mean CE loss of ``model`` on ``(x, y)``.
 
     The model is evaluated in eval mode (its mode is restored afterwards). ``attack=None``
     skips the robust part. ``y_extra`` maps a suffix to other labels for extra clean
-    accuracies (e.g. the original labels of a noisy training set).
+    accuracies (e.g. the original labels of a noisy training set). With ``group`` each rank
+    evaluates its rows of every batch (attack starts as in one process) and sums are reduced.
     """
     was_training = model.training
     model.eval()
@@ -527,8 +327,12 @@ def evaluate(
     extra_correct = dict.fromkeys(y_extra or {}, zero)
     try:
         for start in range(0, n, batch_size):
-            xb = x[start : start + batch_size]
-            yb = y[start : start + batch_size]
+            lo, hi, rows = 0, len(y[start : start + batch_size]), None
+            if group is not None:
+                rows = (*group.shard(hi), hi)
+                lo, hi = rows[:2]
+            xb = x[start + lo : start + hi]
+            yb = y[start + lo : start + hi]
             if config is not None:
                 xb = _to_memory_format(xb, config)
             with torch.no_grad(), autocast:
@@ -536,11 +340,11 @@ def evaluate(
             sums["clean_correct"] = sums["clean_correct"] + (logits.argmax(1) == yb).sum()
             sums["clean_loss"] = sums["clean_loss"] + F.cross_entropy(logits, yb, reduction="sum")
             for key, labels in (y_extra or {}).items():
-                lb = labels[start : start + batch_size]
+                lb = labels[start + lo : start + hi]
                 extra_correct[key] = extra_correct[key] + (logits.argmax(1) == lb).sum()
             if attack is not None:
                 with autocast:
-                    x_adv = attack(model, xb, yb)
+                    x_adv = attack(model, xb, yb, rows=rows)
                 with torch.no_grad(), autocast:
                     logits_adv = model(x_adv).float()
                 sums["robust_correct"] = sums["robust_correct"] + (logits_adv.argmax(1) == yb).sum()
@@ -549,6 +353,10 @@ def evaluate(
                 )
     finally:
         model.train(was_training)
+    if group is not None:
+        total = group.all_reduce(torch.stack([*sums.values(), *extra_correct.values()]))
+        sums.update(zip(sums, total[: len(sums)], strict=True))
+        extra_correct.update(zip(extra_correct, total[len(sums) :], strict=True))
     sums = {k: float(v) for k, v in sums.items()}
     extra_correct = {k: float(v) for k, v in extra_correct.items()}
     out = {
@@ -656,7 +464,7 @@ def initial_state(
         ),
     }
     bank = None
-    if config.method in ("pgd-te", "trades-te"):
+    if METHODS[config.method].te:
         bank = TEBank(len(data.train_y), data.num_classes, config.te_alpha, device=device)
     best: dict[str, Any] = {}
     start_epoch, global_step = 1, 0
@@ -788,6 +596,40 @@ def select_best(
     }, True
 
 
+class Group:
+    """The processes a run trains on; this one is a single process (every method a no-op).
+
+    :class:`empirics.distributed.TorchGroup` is the data-parallel one: ``shard(n)`` gives
+    this rank's rows ``(lo, hi)`` of a batch of ``n``, ``all_reduce`` sums a tensor in place,
+    ``broadcast`` returns rank 0's object, ``wrap`` gives the module the training step
+    calls, ``sync_rng`` gives every rank rank 0's RNG state and ``sync_bank`` shares the TE
+    bank rows each rank updated.
+    """
+
+    rank, world, device = 0, 1, None
+
+    def shard(self, n: int) -> tuple[int, int]:
+        return 0, n
+
+    def all_reduce(self, t: torch.Tensor) -> torch.Tensor:
+        return t
+
+    def broadcast(self, obj: Any) -> Any:
+        return obj
+
+    def barrier(self) -> None:
+        pass
+
+    def wrap(self, model: nn.Module, step_model: nn.Module) -> nn.Module:
+        return step_model
+
+    def sync_rng(self) -> None:
+        pass
+
+    def sync_bank(self, bank: TEBank, idx: torch.Tensor, before: torch.Tensor) -> None:
+        pass
+
+
 def train(
     config: TrainConfig,
     run_dir: str | pathlib.Path,
@@ -795,6 +637,8 @@ def train(
     resume: bool = False,
     progress: bool = True,
     callbacks: Sequence[Callback] = (),
+    group: Group | None = None,
+    shard_eval: bool = False,
 ) -> runs.RunResult:
     """Train ``config`` in ``run_dir`` and return the :class:`~empirics.runs.RunResult`.
 
@@ -808,10 +652,16 @@ def train(
         Continue an existing run. On CPU the continued run's metrics equal an uninterrupted
         run's bit for bit (except the ``time_*`` fields).
     progress : bool
-        Show tqdm bars (stderr) with live clean/robust accuracy.
+        Show tqdm bars (stderr, rank 0) with live clean/robust accuracy.
     callbacks : sequence of callables
         ``cb(EpochContext) -> dict`` of extra metrics, called once per epoch after
-        evaluation; see :class:`EpochContext`.
+        evaluation (rank 0); see :class:`EpochContext`.
+    group : Group, optional
+        The processes of a data-parallel run (:mod:`empirics.distributed`); ``batch_size`` is
+        then the global batch, each rank trains on its shard, rank 0 writes the files.
+    shard_eval : bool
+        Data-parallel only: every rank evaluates its rows of each evaluation batch (the
+        metrics equal rank 0 evaluating everything, which is the default).
 
     Raises
     ------
@@ -825,29 +675,43 @@ def train(
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     config.validate()
+    group = group or Group()
+    lead = group.rank == 0
     run_dir = pathlib.Path(run_dir)
-    if resume and (run_dir / runs.CONFIG_JSON).exists():
-        paths = runs.open_run_dir_for_resume(run_dir, config)
-    else:
-        paths = runs.create_run_dir(run_dir, config, resume=resume)
+    paths, failure = runs.RunPaths(run_dir), None
+    if lead:
+        try:
+            if resume and (run_dir / runs.CONFIG_JSON).exists():
+                paths = runs.open_run_dir_for_resume(run_dir, config)
+            else:
+                paths = runs.create_run_dir(run_dir, config, resume=resume)
+        except (ValueError, FileExistsError, FileNotFoundError) as exc:
+            failure = exc
+    _raise_on_all_ranks(group, failure)
 
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
-    device = resolve_device(config.device)
-    state = initial_state(config, device, paths, resume=resume)
+    device = group.device or resolve_device(config.device)
+    state = initial_state(config, device, paths, resume=resume, write_files=lead)
     data, model, optimizer, schedule = state.data, state.model, state.optimizer, state.schedule
     generators, bank, best = state.generators, state.bank, state.best
     start_epoch, global_step = state.start_epoch, state.global_step
+    if start_epoch > 1 and device.type == "cuda":
+        # Each rank restored its GPU's entry of rank 0's checkpoint; an uninterrupted run gave
+        # every rank rank 0's state at the end of each epoch (below); so does this.
+        group.sync_rng()
 
     t = device_tensors(data, config, device)
     train_x, train_y, train_y_orig = t.train_x, t.train_y, t.train_y_orig
     test_x, test_y, val, eval_train_idx = t.test_x, t.test_y, t.val, t.eval_train_idx
 
-    step_model = compiled_step_model(model, config)
+    step_model = group.wrap(model, compiled_step_model(model, config))
+    attack = METHODS[config.method].build_attack(config)
     eval_attack = build_eval_attack(config)
     n_train = len(train_y)
     steps_per_epoch = math.ceil(n_train / config.batch_size)
     autocast = _autocast(config, device)
+    progress = progress and lead
 
     epoch_bar = None
     if progress:
@@ -871,36 +735,44 @@ def train(
         model.train()
         for i in range(steps_per_epoch):
             idx = perm[i * config.batch_size : (i + 1) * config.batch_size]
+            # The whole global batch is augmented on every rank (same generator draws).
             xb, yb = training_batch(train_x, train_y, idx, config, generators["augment"])
             lr = schedule.lr_at(global_step, steps_per_epoch)
-            out, gnorm = training_step(
-                config, step_model, model, optimizer, xb, yb, idx, epoch, bank, autocast, lr
-            )
-            loss = out.loss
+            n = len(idx)
+            lo, hi = group.shard(n)
+            rows = None if group.world == 1 else (lo, hi, n)
+            before = None if bank is None or rows is None else bank.bank[idx].clone()
+            out, gnorm, totals = training_step(
+                config, step_model, model, optimizer, xb[lo:hi], yb[lo:hi], idx[lo:hi], epoch,
+                bank, autocast, lr, attack=attack, rows=rows, group=group,
+            )  # fmt: skip
+            if before is not None:
+                group.sync_bank(bank, idx, before)
+            loss = (totals[0] / n).float()
             if gnorm is None:
-                runs.set_status(
-                    paths, "failed", reason=f"non-finite loss at epoch {epoch}, step {i}"
-                )
-                if batch_bar is not None:
-                    batch_bar.close()
-                if epoch_bar is not None:
-                    epoch_bar.close()
+                if lead:
+                    runs.set_status(
+                        paths, "failed", reason=f"non-finite loss at epoch {epoch}, step {i}"
+                    )
+                for bar in (batch_bar, epoch_bar):
+                    if bar is not None:
+                        bar.close()
                 raise NonFiniteLossError(
-                    f"training loss is {float(loss.detach())} at epoch {epoch}, step {i} "
+                    f"training loss is {float(loss)} at epoch {epoch}, step {i} "
                     f"(global step {global_step}); run stopped. Last good checkpoint: "
                     + (f"{paths.last} (epoch {epoch - 1}). " if epoch > 1 else "none yet. ")
                     + "Lower lr, or check the data and attack settings."
                 )
-            losses.append(loss.detach())
-            sizes.append(len(yb))
+            losses.append(loss)
+            sizes.append(n)
             gnorms.append(gnorm)
             lrs.append(lr)
-            n_seen += len(yb)
+            n_seen += n
             if out.correct_clean is not None:
-                correct_clean += out.correct_clean
+                correct_clean += totals[1]
                 have_clean = True
             if out.correct_robust is not None:
-                correct_rob += out.correct_robust
+                correct_rob += totals[2]
                 have_rob = True
             step_rows.append((epoch, global_step, lr))
             global_step += 1
@@ -932,7 +804,8 @@ def train(
             "grad_norm_sq_mean": float((gnorm_values**2).mean()),
         }
         t1 = time.perf_counter()
-        if epoch % config.eval_every == 0 or epoch == config.epochs:
+        eval_due = epoch % config.eval_every == 0 or epoch == config.epochs
+        if eval_due and (lead or shard_eval):
             ex, ey, ey_orig = train_x, train_y, train_y_orig
             if eval_train_idx is not None:
                 ex, ey, ey_orig = ex[eval_train_idx], ey[eval_train_idx], ey_orig[eval_train_idx]
@@ -945,7 +818,7 @@ def train(
             }.items():
                 res = evaluate(
                     model, xs, ys, eval_attack, batch_size=config.eval_batch_size,
-                    config=config, y_extra=ye,
+                    config=config, y_extra=ye, group=group if shard_eval else None,
                 )  # fmt: skip
                 row.update({f"{prefix}_{k}": v for k, v in res.items()})
             if "train_robust_acc" in row and "test_robust_acc" in row:
@@ -954,40 +827,57 @@ def train(
         row["time_train_s"] = train_time
         row["time_eval_s"] = time.perf_counter() - t1
 
-        ctx = EpochContext(
-            epoch=epoch, config=config, model=model, device=device, train_x=train_x,
-            train_y=train_y, train_y_original=train_y_orig, test_x=test_x, test_y=test_y,
-            metrics=dict(row), run_dir=paths.root, eval_attack=eval_attack, te_bank=bank,
-        )  # fmt: skip
-        apply_callbacks(callbacks, ctx, model, row)
-        # Best checkpoint by the named metric (validation by default; test only if allowed).
-        best, is_new_best = select_best(config, row, epoch, best, require_metric=True)
-        best_path = paths.best(config) if is_new_best else None
-        row["is_best"] = bool(best) and best.get("epoch") == epoch
-
-        runs.append_jsonl(
-            paths.steps,
-            [
-                {"epoch": e, "step": st, "lr": lr_, "loss": float(lv), "grad_norm": float(g)}
-                for (e, st, lr_), lv, g in zip(step_rows, loss_values, gnorm_values, strict=True)
-            ],
-        )
-        runs.append_jsonl(paths.metrics, [row])
-        payload = _state_payload(
-            config=config, epoch=epoch, global_step=global_step, model=model,
-            optimizer=optimizer, schedule=schedule, generators=generators, bank=bank,
-            data=data, best=best,
-        )  # fmt: skip
-        if best_path is not None:
-            save_checkpoint(best_path, payload)
-        save_checkpoint(paths.last, payload)
-        logger.info("epoch %d: %s", epoch, row)
+        failure = None
+        try:  # rank 0: callbacks, best selection, rows and checkpoints written
+            if lead:
+                ctx = EpochContext(
+                    epoch=epoch, config=config, model=model, device=device, train_x=train_x,
+                    train_y=train_y, train_y_original=train_y_orig, test_x=test_x,
+                    test_y=test_y, metrics=dict(row), run_dir=paths.root,
+                    eval_attack=eval_attack, te_bank=bank,
+                )  # fmt: skip
+                apply_callbacks(callbacks, ctx, model, row)
+                best, is_new_best = select_best(config, row, epoch, best, require_metric=True)
+                row["is_best"] = bool(best) and best.get("epoch") == epoch
+                runs.append_jsonl(
+                    paths.steps,
+                    [
+                        {
+                            "epoch": e,
+                            "step": st,
+                            "lr": lr_,
+                            "loss": float(lv),
+                            "grad_norm": float(g),
+                        }
+                        for (e, st, lr_), lv, g in zip(
+                            step_rows, loss_values, gnorm_values, strict=True
+                        )
+                    ],
+                )
+                runs.append_jsonl(paths.metrics, [row])
+                payload = _state_payload(
+                    config=config, epoch=epoch, global_step=global_step, model=model,
+                    optimizer=optimizer, schedule=schedule, generators=generators, bank=bank,
+                    data=data, best=best,
+                )  # fmt: skip
+                if is_new_best:
+                    save_checkpoint(paths.best(config), payload)
+                save_checkpoint(paths.last, payload)
+                logger.info("epoch %d: %s", epoch, row)
+        except ValueError as exc:
+            failure = exc
+        _raise_on_all_ranks(group, failure)
+        best = group.broadcast(best)
+        group.sync_rng()
+        group.barrier()
         if epoch_bar is not None:
             epoch_bar.update(1)
             epoch_bar.set_postfix(_bar_summary(row))
     if epoch_bar is not None:
         epoch_bar.close()
-    runs.set_status(paths, "completed", epochs=config.epochs)
+    if lead:
+        runs.set_status(paths, "completed", epochs=config.epochs)
+    group.barrier()
     best_ckpt = paths.best(config) if best else None
     return runs.RunResult(
         run_dir=paths.root,
@@ -999,6 +889,16 @@ def train(
         best_checkpoint=best_ckpt,
         best=best,
     )
+
+
+def _raise_on_all_ranks(group: Group, failure: Exception | None) -> None:
+    """Raise rank 0's ``failure`` on every rank (a raise on rank 0 alone would deadlock)."""
+    message = group.broadcast(None if failure is None else (type(failure).__name__, str(failure)))
+    if failure is not None:
+        raise failure
+    if message is not None:
+        kind = {"FileExistsError": FileExistsError, "FileNotFoundError": FileNotFoundError}
+        raise kind.get(message[0], ValueError)(message[1])
 
 
 def _bar_summary(row: dict[str, Any]) -> dict[str, str]:

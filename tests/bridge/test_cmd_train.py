@@ -188,8 +188,8 @@ def test_nan_exit_code_3(tmp_path, capsys, monkeypatch):
 
     real = trainers.method_step
 
-    def poisoned(*a):
-        out = real(*a)
+    def poisoned(*a, **kw):
+        out = real(*a, **kw)
         out.loss = out.loss * float("nan")
         return out
 

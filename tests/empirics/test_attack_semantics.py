@@ -10,11 +10,15 @@ attacks``):
   coordinates stay strictly inside the ε-box, and none lands between the two step images;
 - the TRADES attack moves: at ``x_adv = x`` the KL gradient is exactly zero, so it must start
   from the 0.001·N(0, I) point (TRADES' trades.py);
-- an attack's ``random_start`` attribute tells the truth (the DDP evaluation replays the random
-  draws of exactly those attacks that say they draw).
+- an attack's ``random_start`` attribute tells the truth;
+- ``rows=(lo, hi, n)`` (a data-parallel shard) gives rows ``lo:hi`` of the whole batch's
+  result, with the whole batch's random draws (uniform, ℓ2, Gaussian, restarts, NHWC);
+- a call-time ``loss_fn`` is the constructor's.
 """
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -122,3 +126,56 @@ def test_random_start_attribute_tells_the_truth(make) -> None:
         runs.append(attack(model, x, y))
     draws = not torch.equal(runs[0], runs[1])
     assert attack.random_start is draws
+
+
+@pytest.mark.parametrize(
+    ("make", "shape", "channels_last"),
+    [
+        (lambda: PGD(0.1, 0.03, 2), (7, 3, 2, 2), False),
+        (lambda: PGD(0.1, 0.03, 2), (7, 3, 2, 2), True),
+        (lambda: PGD(0.5, 0.2, 2, norm="2", restarts=2), (7, 12), False),
+        (lambda: PGD(0.1, 0.03, 1, restarts=3), (7, 12), False),
+        (lambda: TradesPGD(0.1, 0.03, 2), (7, 3, 2, 2), True),
+        (lambda: FGSMRS(0.1, 0.125), (7, 12), False),
+    ],
+    ids=["inf", "inf-nhwc", "l2-restarts", "inf-restarts", "trades-nhwc", "fgsm-rs"],
+)
+def test_rows_give_the_slice_of_the_whole_batch(make, shape, channels_last) -> None:
+    torch.manual_seed(0)
+    x = torch.rand(shape) * 0.8 + 0.1
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.zeros(shape[0], dtype=torch.long)
+    model = Linear(torch.randn(math.prod(shape[1:])))
+    torch.manual_seed(1)
+    whole = make()(model, x, y)
+    state = torch.get_rng_state()
+    for lo, hi in [(0, 3), (3, 7), (7, 7), (0, 7)]:
+        torch.manual_seed(1)
+        part = make()(model, x[lo:hi], y[lo:hi], rows=(lo, hi, 7))
+        assert torch.equal(part, whole[lo:hi]), (lo, hi)
+        assert torch.equal(torch.get_rng_state(), state), (lo, hi)
+    with pytest.raises(ValueError, match="rows"):
+        make()(model, x[:3], y[:3], rows=(0, 4, 7))
+
+
+def test_call_time_loss_fn_is_the_constructor_one() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(12, 8), nn.Tanh(), nn.Linear(8, 3))
+    x, y = torch.rand(6, 12) * 0.5 + 0.25, torch.randint(0, 3, (6,))
+
+    def neg_margin(logits, labels):
+        return -logits.gather(1, labels.view(-1, 1)).squeeze(1)
+
+    def kl_to_uniform(logits, probs):
+        return -torch.log_softmax(logits, 1).mean(1)
+
+    for build, fn in ((lambda **k: PGD(0.1, 0.03, 3, **k), neg_margin),
+                      (lambda **k: TradesPGD(0.1, 0.03, 3, **k), kl_to_uniform)):  # fmt: skip
+        torch.manual_seed(1)
+        want = build(loss_fn=fn)(model, x, y)
+        torch.manual_seed(1)
+        got = build()(model, x, y, loss_fn=fn)
+        torch.manual_seed(1)
+        default = build()(model, x, y)
+        assert torch.equal(got, want) and not torch.equal(got, default)

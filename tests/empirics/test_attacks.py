@@ -654,8 +654,7 @@ def test_attacks_stay_on_device_without_host_syncs(make, channels_last):
 def test_generator_on_another_device_is_a_clear_error():
     x, y = _meta_batch()
     model = build_model("linear", 10, (3, 8, 8)).to("meta")
-    attack = PGD(0.1, 0.02, 1, generator=torch.Generator())
-    attack.validate = False
+    attack = PGD(0.1, 0.02, 1, generator=torch.Generator(), validate=False)
     with pytest.raises(ValueError, match="generator"):
         attack(model, x, y)
 
@@ -843,8 +842,7 @@ def test_out_of_range_label_without_validation_is_a_value_error():
     # validate=False skips check_batch; the index error torch raises deep inside is then
     # reported as the user's input error, naming y
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
-    attack = PGD(0.1, 0.05, 2)
-    attack.validate = False
+    attack = PGD(0.1, 0.05, 2, validate=False)
     with pytest.raises(ValueError, match="y: every label"):
         attack(model, torch.full((2, 4), 0.5), torch.tensor([0, 3]))
 

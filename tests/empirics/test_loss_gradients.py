@@ -36,7 +36,7 @@ from torch import nn
 
 import empirics.attacks as attacks_mod
 from empirics.config import TrainConfig
-from empirics.trainers import TEBank, method_step, te_rampup, te_weight
+from empirics.methods import TEBank, method_step, te_rampup, te_weight
 
 #: See the module docstring: worst-case float32 re-association error of one gradient entry,
 #: relative to the largest entry.
@@ -82,14 +82,14 @@ def _config(method: str, **kw) -> TrainConfig:
 
 
 def _capture(monkeypatch, cls_name: str) -> list:
-    """Record (attack object, x_adv) of every call of attacks_mod.<cls_name>."""
+    """Record (attack object, x_adv, call-time loss_fn) of every call of attacks_mod.<cls_name>."""
     seen = []
     cls = getattr(attacks_mod, cls_name)
     original = cls.__call__
 
-    def wrapped(self, model, x, y):
-        out = original(self, model, x, y)
-        seen.append((self, out.detach().clone()))
+    def wrapped(self, model, x, y, **kw):
+        out = original(self, model, x, y, **kw)
+        seen.append((self, out.detach().clone(), kw.get("loss_fn")))
         return out
 
     monkeypatch.setattr(cls, "__call__", wrapped)
@@ -212,7 +212,7 @@ def test_fgsm_rs_step_is_cross_entropy_at_the_attack(monkeypatch):
     model, (x, y) = _model(), _batch()
     seen = _capture(monkeypatch, "FGSMRS")
     out = method_step(_config("fgsm-rs"), model, x, y, torch.arange(BATCH), 1, None)
-    ((_, x_adv),) = seen
+    ((_, x_adv, _),) = seen
     model.train()
     ref = F.cross_entropy(model(x_adv), y)
     _assert_grads_close(_grads(out.loss, model), _grads(ref, model))
@@ -255,7 +255,7 @@ def test_trades_loss_gradient_matches_official_formulation(monkeypatch, epoch):
     config = _config("trades")
     torch.manual_seed(11)
     out = method_step(config, model, x, y, torch.arange(BATCH), epoch, None)
-    ((_, x_adv),) = seen
+    ((_, x_adv, _),) = seen
     torch.manual_seed(11)  # same start: the official attack gives the same x'
     assert torch.equal(x_adv, _official_trades_attack(model, x, config, None, 0.0))
     _assert_step_counts(out, model, x, x_adv, y)
@@ -304,7 +304,7 @@ def test_pgd_te_loss_and_attack_objective_match_official(monkeypatch, epoch):
     seen = _capture(monkeypatch, "PGD")
     torch.manual_seed(12)
     out = method_step(config, model, x, y, index, epoch, bank)
-    ((attack, x_adv),) = seen[-1:]
+    ((attack, x_adv, objective),) = seen[-1:]
     te_on = epoch >= config.te_start_epoch
     targets = ref_bank.targets(model, x, index) if te_on else None
     w = _ref_te_weight(epoch, config.te_start_epoch, config.te_end_epoch, config.te_weight)
@@ -328,7 +328,6 @@ def test_pgd_te_loss_and_attack_objective_match_official(monkeypatch, epoch):
     if te_on:
         official = official + w * ((F.softmax(z, dim=1) - targets) ** 2).mean()
     (g_ref,) = torch.autograd.grad(official, z)
-    objective = attack.loss_fn if attack.loss_fn is not None else None
     if objective is None:
         assert not te_on  # plain PGD-AT before TE starts (margin form of CE, same signs)
         return
@@ -345,7 +344,7 @@ def test_trades_te_loss_and_attack_objective_match_official(monkeypatch, epoch):
     seen = _capture(monkeypatch, "TradesPGD")
     torch.manual_seed(13)
     out = method_step(config, model, x, y, index, epoch, bank)
-    ((attack, x_adv),) = seen[-1:]
+    ((_, x_adv, objective),) = seen[-1:]
     targets = ref_bank.targets(model, x, index)
     w = _ref_te_weight(epoch, config.te_start_epoch, config.te_end_epoch, config.te_weight)
     beta = config.trades_beta
@@ -365,5 +364,5 @@ def test_trades_te_loss_and_attack_objective_match_official(monkeypatch, epoch):
     official = beta / BATCH * F.kl_div(F.log_softmax(z, 1), p_nat, reduction="sum")
     official = official + w * ((F.softmax(z, dim=1) - targets) ** 2).mean()
     (g_ref,) = torch.autograd.grad(official, z)
-    (g_got,) = torch.autograd.grad(attack.trades_loss_fn(z, p_nat).sum() / BATCH, z)
+    (g_got,) = torch.autograd.grad(objective(z, p_nat).sum() / BATCH, z)
     _assert_grads_close([g_got], [g_ref])

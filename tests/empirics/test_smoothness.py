@@ -185,7 +185,7 @@ def test_probe_is_seeded_and_rejects_bad_input():
 
 def test_shifted_loss_is_evaluated_from_the_saved_state():
     """L(θ + h·u) must be computed from θ's BN buffers and the same attack start (BN model)."""
-    from empirics.trainers import method_step
+    from empirics.methods import method_step
 
     torch.manual_seed(0)
     model = build_model("mlp", 10, (1, 40), hidden=(16,), batch_norm=True)

@@ -11,17 +11,13 @@ from torch import nn
 from empirics import trainers
 from empirics.attacks import PGD
 from empirics.config import TrainConfig
+from empirics.methods import TEBank, _te_attack_loss, method_step, te_penalty, te_rampup, te_weight
 from empirics.runs import load_metrics, load_steps
 from empirics.trainers import (
     NonFiniteLossError,
-    TEBank,
     compiled_step_model,
     evaluate,
     global_grad_norm,
-    method_step,
-    te_penalty,
-    te_rampup,
-    te_weight,
     train,
 )
 
@@ -190,13 +186,13 @@ def test_te_losses_match_the_official_procedure(method, epoch):
 
 def test_te_term_is_inside_the_attack(monkeypatch):
     seen = []
-    real = PGD.__init__
+    real = PGD.__call__
 
     def spy(self, *a, **k):
         seen.append(k.get("loss_fn"))
-        real(self, *a, **k)
+        return real(self, *a, **k)
 
-    monkeypatch.setattr(PGD, "__init__", spy)
+    monkeypatch.setattr(PGD, "__call__", spy)
     config = TrainConfig(method="pgd-te", te_start_epoch=2, te_end_epoch=3, attack_steps=1)
     torch.manual_seed(0)
     model = _TinyNet()
@@ -213,7 +209,7 @@ def test_pgd_te_attack_objective_has_the_official_sign_gradient():
     x = torch.rand(5, 4, requires_grad=True)
     y = torch.randint(0, 3, (5,))
     t = torch.rand(5, 3).softmax(1)
-    loss_fn = trainers._te_attack_loss(t, 40.0)
+    loss_fn = _te_attack_loss(t, 40.0)
     (g_ours,) = torch.autograd.grad(loss_fn(model(x), y).sum(), x)
     logits = model(x)
     official = F.cross_entropy(logits, y) + 40.0 * ((F.softmax(logits, 1) - t) ** 2).mean()
@@ -294,8 +290,8 @@ def test_callbacks_add_metrics_and_clashes_are_errors(tmp_path):
 def test_nan_loss_stops_with_a_clear_message_and_keeps_last_good(tmp_path, monkeypatch):
     real = trainers.method_step
 
-    def poisoned(config, model, x, y, index, epoch, bank):
-        out = real(config, model, x, y, index, epoch, bank)
+    def poisoned(config, model, x, y, index, epoch, bank, **kw):
+        out = real(config, model, x, y, index, epoch, bank, **kw)
         if epoch == 2:
             out.loss = out.loss * float("nan")
         return out
@@ -414,6 +410,14 @@ def test_compiled_pgd_step_compiles_once_and_then_reuses_its_graphs():
     graphs = counters["stats"]["unique_graphs"]
     assert graphs >= 1
     for _ in range(3):
-        out, gnorm = training_step(cfg, step_model, model, opt, *args)
+        out, gnorm, _ = training_step(cfg, step_model, model, opt, *args)
         assert gnorm is not None and torch.isfinite(out.loss)
     assert counters["stats"]["unique_graphs"] == graphs
+
+
+def test_every_config_method_has_a_method_entry():
+    from empirics import config
+    from empirics.methods import METHODS
+
+    assert set(METHODS) == set(config.METHODS)
+    assert {name for name, m in METHODS.items() if m.te} == {"pgd-te", "trades-te"}

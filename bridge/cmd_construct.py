@@ -12,10 +12,9 @@ import time
 
 import numpy as np
 
-from theory.certify import certify_construction, certify_outside_balls
-from theory.construction import L2_METHODS, SUBSETS, build_construction
-from theory.counting import construction_parameter_count
+from theory.construction import L2_METHODS, SUBSETS
 from theory.network import ReLUNetwork
+from theory.pipeline import construct_and_certify
 from theory.separation import synthetic_separated_points
 
 #: Data sets this command knows.
@@ -25,11 +24,6 @@ CLEANS: tuple[str, ...] = ("none", "linear")
 #: Ridge penalty of the least-squares linear f_clean (one-vs-rest targets ±1);
 #: a small value that only guards against a singular XᵀX.
 RIDGE_PENALTY = 1e-3
-#: Samples for the property-(b) check; networks above LARGE_NETWORK_RELUS get the
-#: small number (each sample is one forward pass through ~N·d units).
-OUTSIDE_SAMPLES = 64
-OUTSIDE_SAMPLES_LARGE = 4
-LARGE_NETWORK_RELUS = 10**6
 #: Defaults of the synthetic data set: dimension and pairwise separation.
 SYNTHETIC_DIM = 8
 SYNTHETIC_SEPARATION = 0.2
@@ -81,41 +75,14 @@ def run(args: argparse.Namespace) -> int:
     if args.subset == "small-margin" and clean_name == "none":
         clean_name = "linear"
     clean = linear_clean(x, y) if clean_name == "linear" else None
-    model = build_construction(
-        x,
-        y,
-        args.delta,
-        args.norm,
-        clean=clean,
-        subset=args.subset,
-        l2_method=args.l2_method,
-        teeth=args.teeth,
-    )
-    net = model.network()
-    result = certify_construction(model, x, y, args.delta, args.norm)
-    outside = (
-        certify_outside_balls(model, n_samples=64, seed=args.seed) if model.n_centres else None
-    )
+    report = construct_and_certify(
+        x, y, args.delta, args.norm, clean=clean, subset=args.subset,
+        l2_method=args.l2_method, teeth=args.teeth, outside_seed=args.seed,
+    )  # fmt: skip
     elapsed = time.perf_counter() - start
-    n_classes = model.output.n_classes
-    closed = None
-    if model.n_centres:
-        closed = construction_parameter_count(
-            model.n_centres,
-            model.dim,
-            n_classes=n_classes,
-            clean_params=clean.nonzero_parameter_count() if clean is not None else 0,
-            norm=args.norm,
-            clean_last_params=(
-                int(np.count_nonzero(clean.weights[-1]) + np.count_nonzero(clean.biases[-1]))
-                if clean is not None
-                else 0
-            ),
-            clean_depth=clean.depth if clean is not None else 1,
-            zero_centre_coordinates=int((model.distance.centres == 0).sum()),
-            l2_method=args.l2_method,
-            teeth=max(model.distance.teeth, 1),
-        )
+    model, result, outside, closed = (
+        report.model, report.certification, report.outside, report.closed_form
+    )  # fmt: skip
     sep = model.separation
     rows = [
         ("data", args.data),
@@ -128,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             model.distance.kind + (f", m={model.distance.teeth}" if model.distance.teeth else ""),
         ),
         ("f_clean", clean_name),
-        ("parameters (non-zero)", f"{net.nonzero_parameter_count()}"),
+        ("parameters (non-zero)", str(report.params)),
         ("parameters (closed form)", "-" if closed is None else str(closed)),
         (
             "certified",

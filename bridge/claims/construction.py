@@ -131,26 +131,19 @@ T1_CASES = {
 def evaluate_t1(ctx: ClaimContext) -> ClaimResult:
     from empirics.data import separated_points
     from theory.certificates import Status
-    from theory.certify import certify, certify_outside_balls
-    from theory.construction import build_construction
-    from theory.counting import construction_parameter_count
+    from theory.certify import certify
+    from theory.pipeline import construct_and_certify
 
     table, ok_all = [], True
     for n, d, sep, classes in T1_CASES[ctx.tier]:
         x, y = separated_points(n, d, sep, classes, seed=n + d)
         delta = 0.45 * sep
-        if classes == 2:
-            labels = np.where(y == 1, 1, -1)
-            model = build_construction(x, labels, delta, "inf")
-        else:
-            labels = y
-            model = build_construction(x, labels, delta, "inf", n_classes=classes)
-        cert = certify(model, x, labels, delta, "inf")
-        outside = certify_outside_balls(model, n_samples=64)
-        count = model.network().nonzero_parameter_count()
-        formula = construction_parameter_count(
-            n, d, n_classes=classes, zero_centre_coordinates=int((x == 0).sum())
+        labels = np.where(y == 1, 1, -1) if classes == 2 else y
+        report = construct_and_certify(
+            x, labels, delta, "inf", n_classes=None if classes == 2 else classes
         )
+        model, cert, outside = report.model, report.certification, report.outside
+        count, formula = report.params, report.closed_form
         wrong = np.roll(labels, 1)
         wrong_cert = certify(model, x, wrong, delta, "inf")
         rejected = any(

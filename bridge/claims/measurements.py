@@ -85,64 +85,13 @@ def smoothness_of_run(
     return probe.to_dict()
 
 
-class _ConstructionTorch:
-    """Torch evaluation of f̂ from its blocks (for PGD); independent of the lowered network."""
-
-    def __new__(cls, model: Any, clean_torch: Any):  # noqa: D102 - factory returning a Module
-        import torch
-
-        class Module(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.register_buffer(
-                    "c", torch.as_tensor(model.distance.centres, dtype=torch.float32)
-                )
-                self.register_buffer(
-                    "alpha", torch.as_tensor(model.bump.alpha, dtype=torch.float32)
-                )
-                self.register_buffer("beta", torch.as_tensor(model.bump.beta, dtype=torch.float32))
-                labels = torch.as_tensor(model.output.labels, dtype=torch.long)
-                onehot = torch.nn.functional.one_hot(labels, model.output.n_classes).float()
-                self.register_buffer("onehot", onehot)
-                self.clean = clean_torch
-                self.scale = float(model.gate.scale) if model.gate is not None else None
-
-            def outside_margin(self, x: torch.Tensor) -> torch.Tensor:
-                """min_i (r_i(x) − β_i): ≥ 0 iff x lies outside every inflated ball."""
-                r = (x.flatten(1)[:, None, :] - self.c[None]).abs().amax(dim=2)
-                return (r - self.beta).amin(dim=1)
-
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                xf = x.flatten(1)
-                r = (xf[:, None, :] - self.c[None]).abs().amax(dim=2)
-                h = (torch.relu(self.beta - r) - torch.relu(self.alpha - r)) / (
-                    self.beta - self.alpha
-                )
-                out = h @ self.onehot
-                if self.scale is None:
-                    return out
-                f = self.clean(x)
-                g = h.sum(dim=1, keepdim=True)
-                return out + torch.relu(f - self.scale * g) - torch.relu(-f - self.scale * g)
-
-        return Module()
-
-
 def _robust_acc(
     model: Any, x: Any, y: Any, eps: float, batch: int, steps: int, restarts: int
 ) -> float:
-    import torch
-
-    from empirics.attacks import PGD
+    from empirics.attacks import PGD, correct_under_attack
 
     attack = PGD(eps, STEP_FRACTION * eps, steps, restarts=restarts)
-    correct = 0
-    for s in range(0, len(y), batch):
-        xb, yb = x[s : s + batch], y[s : s + batch]
-        xa = attack(model, xb, yb)
-        with torch.no_grad():
-            correct += int((model(xa).argmax(1) == yb).sum())
-    return correct / len(y)
+    return int(correct_under_attack(model, attack, x, y, batch_size=batch).sum()) / len(y)
 
 
 def construction_of_run(
@@ -159,10 +108,10 @@ def construction_of_run(
     f_clean (percent), property (b) on test points, and the torch-vs-lowered check."""
     import torch
 
+    from empirics.construction_torch import ConstructionModule
     from empirics.network_torch import from_torch
     from empirics.trainers import prepare_data
-    from theory.certify import certify, certify_outside_balls
-    from theory.construction import build_construction
+    from theory.pipeline import construct_and_certify
     from theory.separation import opposite_label_separation
 
     clean_model, _ = load_trained_model(train_dir)
@@ -176,13 +125,12 @@ def construction_of_run(
     sep = opposite_label_separation(x, y, "inf")
     if not delta < sep.distance / 2:
         raise ValueError(f"ℓ∞ separation {sep.distance:.4g} does not allow delta={delta} (< λ/2)")
-    model = build_construction(
-        x, y, delta, "inf", clean=f_clean, n_classes=data.num_classes, separation=sep
-    )
-    cert = certify(model, x, y, delta, "inf")
-    outside = certify_outside_balls(model, n_samples=B3_OUTSIDE_SAMPLES)
-    net = model.network()
-    module = _ConstructionTorch(model, inner.float()).eval()
+    report = construct_and_certify(
+        x, y, delta, "inf", clean=f_clean, n_classes=data.num_classes, separation=sep,
+        outside_samples=B3_OUTSIDE_SAMPLES,
+    )  # fmt: skip
+    model, net = report.model, report.network
+    module = ConstructionModule(model, inner.float()).eval()
     xt_t = torch.as_tensor(xt, dtype=torch.float32)
     yt_t = torch.as_tensor(yt)
     batch = max(1, B3_BATCH_ELEMENTS // (len(y) * x.shape[1]))
@@ -206,9 +154,9 @@ def construction_of_run(
         "dim": int(x.shape[1]),
         "separation_linf": float(sep.distance),
         "delta": float(delta),
-        "params": int(net.nonzero_parameter_count()),
-        "certified_robust_train_acc": 100.0 * float(cert.certified_fraction),
-        "property_b_holds": bool(outside.holds),
+        "params": report.params,
+        "certified_robust_train_acc": 100.0 * float(report.certification.certified_fraction),
+        "property_b_holds": bool(report.outside.holds),
         "test_fraction_outside_inflated_balls": float(outside_mask.mean()),
         "agrees_with_fclean_outside_balls": bool(
             (pred_hat[outside_mask] == pred_clean[outside_mask]).all()

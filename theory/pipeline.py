@@ -1,0 +1,101 @@
+"""Build → certify → count the SPEC T1 construction in one call.
+
+:func:`construct_and_certify` builds f̂ (:func:`theory.construction.build_construction`),
+lowers it, certifies every ball (:func:`theory.certify.certify_construction`), checks
+property (b) (:func:`theory.certify.certify_outside_balls`) and counts its parameters, exactly
+and in closed form (:func:`closed_form_count`). ``robmem construct``, the T1 and B3 claims and
+``benchmarks/bench_construction.py`` all go through it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from theory import counting
+from theory.certificates import CertificationResult, OutsideCertificate
+from theory.certify import certify_construction, certify_outside_balls
+from theory.construction import RobustMemorizer, build_construction
+from theory.network import ReLUNetwork
+from theory.separation import Separation
+
+
+@dataclass
+class ConstructionReport:
+    """What :func:`construct_and_certify` built and checked.
+
+    ``outside`` is None when property (b) was not checked (no samples asked for, or no
+    centre memorized); ``closed_form`` is None without centres. ``timings`` holds seconds of
+    ``build`` (including the lowering), ``certify`` and ``outside``.
+    """
+
+    model: RobustMemorizer
+    network: ReLUNetwork
+    certification: CertificationResult
+    outside: OutsideCertificate | None
+    params: int
+    closed_form: int | None
+    timings: dict[str, float]
+
+
+def closed_form_count(model: RobustMemorizer, clean: ReLUNetwork | None = None) -> int:
+    """:func:`theory.counting.construction_parameter_count` for a built model and its f_clean."""
+    return counting.construction_parameter_count(
+        model.n_centres,
+        model.dim,
+        n_classes=model.output.n_classes,
+        clean_params=clean.nonzero_parameter_count() if clean is not None else 0,
+        norm=model.norm,
+        clean_last_params=(
+            int(np.count_nonzero(clean.weights[-1]) + np.count_nonzero(clean.biases[-1]))
+            if clean is not None
+            else 0
+        ),
+        clean_depth=clean.depth if clean is not None else 1,
+        zero_centre_coordinates=int((model.distance.centres == 0).sum()),
+        l2_method="sawtooth" if model.distance.kind == "l2-sawtooth" else "inclusion",
+        teeth=max(model.distance.teeth, 1),
+    )
+
+
+def construct_and_certify(
+    x: np.ndarray,
+    y: np.ndarray,
+    delta: float,
+    norm: str = "inf",
+    *,
+    clean: ReLUNetwork | None = None,
+    n_classes: int | None = None,
+    subset: str = "all",
+    l2_method: str = "inclusion",
+    teeth: int | None = None,
+    separation: Separation | None = None,
+    outside_samples: int | None = 64,
+    outside_seed: int = 0,
+) -> ConstructionReport:
+    """Build f̂ on ``(x, y)`` at radius ``delta``, certify it and count its parameters.
+
+    The build arguments are those of :func:`theory.construction.build_construction`;
+    ``outside_samples`` (None: skip) and ``outside_seed`` go to
+    :func:`theory.certify.certify_outside_balls`.
+    """
+    t0 = time.perf_counter()
+    model = build_construction(
+        x, y, delta, norm, clean=clean, subset=subset, n_classes=n_classes,
+        l2_method=l2_method, teeth=teeth, separation=separation,
+    )  # fmt: skip
+    net = model.network()
+    t1 = time.perf_counter()
+    cert = certify_construction(model, x, y, delta, norm)
+    t2 = time.perf_counter()
+    outside = None
+    if outside_samples is not None and model.n_centres:
+        outside = certify_outside_balls(model, n_samples=outside_samples, seed=outside_seed)
+    t3 = time.perf_counter()
+    closed = closed_form_count(model, clean) if model.n_centres else None
+    timings = {"build": t1 - t0, "certify": t2 - t1, "outside": t3 - t2}
+    return ConstructionReport(
+        model, net, cert, outside, net.nonzero_parameter_count(), closed, timings
+    )

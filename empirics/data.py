@@ -155,9 +155,9 @@ class DatasetSplit:
         )
 
 
-def _check_size(value: int | None, name: str, available: int) -> int:
+def _check_size(value: int | None, name: str, available: int, default: int | None = None) -> int:
     if value is None:
-        return available
+        return available if default is None else default
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive int or None, got {value!r}")
     if value > available:
@@ -239,11 +239,15 @@ def separated_points(
     return xs, ys
 
 
-def _synthetic_separated(n_train: int, n_test: int, seed: int, **options: Any):
-    opts = {**SEPARATED_DEFAULTS, **options}
-    unknown = set(opts) - set(SEPARATED_DEFAULTS)
+def _with_defaults(options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(options) - set(defaults)
     if unknown:
-        raise ValueError(f"unknown options {sorted(unknown)}; allowed {sorted(SEPARATED_DEFAULTS)}")
+        raise ValueError(f"unknown options {sorted(unknown)}; allowed {sorted(defaults)}")
+    return {**defaults, **options}
+
+
+def _synthetic_separated(n_train: int, n_test: int, seed: int, **options: Any):
+    opts = _with_defaults(options, SEPARATED_DEFAULTS)
     x, y = separated_points(
         n_train + n_test,
         int(opts["dim"]),
@@ -258,12 +262,7 @@ def _synthetic_separated(n_train: int, n_test: int, seed: int, **options: Any):
 def _linear_separable(n_train: int, n_test: int, seed: int, **options: Any):
     from theory.data_models import linear_separable_data
 
-    opts = {**LINEAR_SEPARABLE_DEFAULTS, **options}
-    unknown = set(opts) - set(LINEAR_SEPARABLE_DEFAULTS)
-    if unknown:
-        raise ValueError(
-            f"unknown options {sorted(unknown)}; allowed {sorted(LINEAR_SEPARABLE_DEFAULTS)}"
-        )
+    opts = _with_defaults(options, LINEAR_SEPARABLE_DEFAULTS)
     frac = float(opts["small_fraction"])
     if not 0 <= frac <= 1:
         raise ValueError(f"small_fraction must be in [0, 1], got {frac}")
@@ -314,6 +313,14 @@ def mnist1d_to_unit(x_raw: np.ndarray) -> tuple[np.ndarray, int]:
     return np.clip(x01, 0.0, 1.0), n_clipped
 
 
+def _check_radius(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return float(value)
+
+
 def mnist1d_eps_to_unit(eps_raw: float) -> float:
     """Return the [0, 1]-unit radius of an MNIST-1D radius given in raw units.
 
@@ -322,11 +329,7 @@ def mnist1d_eps_to_unit(eps_raw: float) -> float:
     coordinate, so an ℓ∞ or ℓ2 ball of radius ε_raw becomes one of radius ε_raw / 12 (up to
     the [0, 1] box, which clips at raw ±6). Inverse: :func:`mnist1d_eps_to_raw`.
     """
-    if isinstance(eps_raw, bool) or not isinstance(eps_raw, (int, float, np.floating)):
-        raise TypeError(f"eps_raw must be a real number, got {eps_raw!r}")
-    if not (math.isfinite(eps_raw) and eps_raw >= 0):
-        raise ValueError(f"eps_raw must be finite and >= 0, got {eps_raw!r}")
-    return float(eps_raw) * MNIST1D_UNIT_PER_RAW
+    return _check_radius("eps_raw", eps_raw) * MNIST1D_UNIT_PER_RAW
 
 
 def mnist1d_eps_to_raw(eps_unit: float) -> float:
@@ -335,11 +338,7 @@ def mnist1d_eps_to_raw(eps_unit: float) -> float:
     Inverse of :func:`mnist1d_eps_to_unit`; e.g. ε = 0.1 in [0, 1] units is 1.2 data standard
     deviations per coordinate.
     """
-    if isinstance(eps_unit, bool) or not isinstance(eps_unit, (int, float, np.floating)):
-        raise TypeError(f"eps_unit must be a real number, got {eps_unit!r}")
-    if not (math.isfinite(eps_unit) and eps_unit >= 0):
-        raise ValueError(f"eps_unit must be finite and >= 0, got {eps_unit!r}")
-    return float(eps_unit) / MNIST1D_UNIT_PER_RAW
+    return _check_radius("eps_unit", eps_unit) / MNIST1D_UNIT_PER_RAW
 
 
 def model_normalization(name: str) -> dict[str, list[float]]:
@@ -505,10 +504,8 @@ def load_dataset(
         )
     meta: dict[str, Any] = {"seed": seed}
     if name in ("synthetic-separated", "linear-separable"):
-        ntr = _check_size(n_train, "n_train", SYNTHETIC_MAX_SIZE)
-        nte = _check_size(n_test, "n_test", SYNTHETIC_MAX_SIZE)
-        ntr = SYNTHETIC_DEFAULT_SIZES[0] if n_train is None else ntr
-        nte = SYNTHETIC_DEFAULT_SIZES[1] if n_test is None else nte
+        ntr = _check_size(n_train, "n_train", SYNTHETIC_MAX_SIZE, SYNTHETIC_DEFAULT_SIZES[0])
+        nte = _check_size(n_test, "n_test", SYNTHETIC_MAX_SIZE, SYNTHETIC_DEFAULT_SIZES[1])
         gen = _synthetic_separated if name == "synthetic-separated" else _linear_separable
         xtr, ytr, xte, yte, num_classes, extra = gen(ntr, nte, seed, **options)
         meta.update(extra)
@@ -612,6 +609,14 @@ class IndexedTensorDataset(torch.utils.data.Dataset):
         return self.x[i], self.y[i], i
 
 
+def _check_generator(generator: torch.Generator | None, x: torch.Tensor) -> None:
+    if generator is not None and generator.device.type != x.device.type:
+        raise ValueError(
+            f"generator must be on x's device type {x.device.type!r} (or None for the global "
+            f"RNG), got a generator on {str(generator.device)!r}"
+        )
+
+
 def augment_crop_flip(
     x: torch.Tensor, padding: int = 4, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -633,15 +638,10 @@ def augment_crop_flip(
         raise ValueError(f"x must be a batch of images (n, C, H, W), got shape {tuple(x.shape)}")
     if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
         raise ValueError(f"padding must be an int >= 0, got {padding!r}")
-    if generator is not None and generator.device.type != x.device.type:
-        raise ValueError(
-            f"generator must be on x's device type {x.device.type!r} (or None for the global "
-            f"RNG), got a generator on {str(generator.device)!r}"
-        )
-    n, _, h, w = x.shape
-    dev = x.device
-    offs = torch.randint(0, 2 * padding + 1, (2, n), device=dev, generator=generator)
-    flip = torch.rand(n, device=dev, generator=generator) < 0.5
+    _check_generator(generator, x)
+    n = x.shape[0]
+    offs = torch.randint(0, 2 * padding + 1, (2, n), device=x.device, generator=generator)
+    flip = torch.rand(n, device=x.device, generator=generator) < 0.5
     return crop_flip(x, offs[0], offs[1], flip, padding)
 
 
@@ -748,11 +748,7 @@ def augment_mnist1d(
     for name, value in (("noise_raw", noise_raw), ("corr_noise_raw", corr_noise_raw)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a finite float >= 0, got {value!r}")
-    if generator is not None and generator.device.type != x.device.type:
-        raise ValueError(
-            f"generator must be on x's device type {x.device.type!r} (or None for the global "
-            f"RNG), got a generator on {str(generator.device)!r}"
-        )
+    _check_generator(generator, x)
     n = x.shape[0]
     shift = torch.randint(-max_shift, max_shift + 1, (n,), device=x.device, generator=generator)
     out = mnist1d_shift(x, shift)

@@ -132,34 +132,28 @@ class RobustFitTracker:
             return np.zeros((0, self.n_examples), dtype=bool)
         return np.stack(self._correct)
 
+    def _first_epoch(self, flags: np.ndarray) -> np.ndarray:
+        """Per example, the first recorded epoch at which ``flags`` holds; ``NEVER`` if none."""
+        out = np.full(self.n_examples, NEVER, dtype=int)
+        if flags.shape[0] == 0:
+            return out
+        hit = flags.any(axis=0)
+        out[hit] = np.asarray(self.epochs)[flags.argmax(axis=0)[hit]]
+        return out
+
     def first_fitted_epoch(self) -> np.ndarray:
         """First recorded epoch with the example robustly classified; ``NEVER`` if none."""
-        corr = self.correct
-        out = np.full(self.n_examples, NEVER, dtype=int)
-        if corr.shape[0] == 0:
-            return out
-        any_fit = corr.any(axis=0)
-        first = corr.argmax(axis=0)
-        out[any_fit] = np.asarray(self.epochs)[first[any_fit]]
-        return out
+        return self._first_epoch(self.correct)
 
     def stably_fitted_epoch(self) -> np.ndarray:
         """First recorded epoch from which the example stays robustly classified; else ``NEVER``."""
-        corr = self.correct
-        out = np.full(self.n_examples, NEVER, dtype=int)
-        if corr.shape[0] == 0:
-            return out
-        # suffix-AND: stays[k] = all(corr[k:])
-        stays = np.flip(np.logical_and.accumulate(np.flip(corr, axis=0), axis=0), axis=0)
-        fitted = stays[-1]
-        first = stays.argmax(axis=0)
-        out[fitted] = np.asarray(self.epochs)[first[fitted]]
-        return out
+        # suffix-AND: stays[k] = all(correct[k:])
+        stays = np.logical_and.accumulate(self.correct[::-1], axis=0)[::-1]
+        return self._first_epoch(stays)
 
     def late_fitted(self, epoch: int) -> np.ndarray:
         """Mask of examples stably fitted only at or after ``epoch`` (the "hard" ones)."""
-        stable = self.stably_fitted_epoch()
-        return stable >= int(epoch)
+        return self.stably_fitted_epoch() >= int(epoch)
 
     def summary(self, late_epoch: int, reference_epoch: int | None = None) -> dict[str, Any]:
         """JSON-ready summary: fractions fitted, late-fitted count, their robust loss.

@@ -271,9 +271,16 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-class _PreActBlock(nn.Module):
-    expansion = 1
+def _resnet18_stages(block: type[nn.Module]) -> list[nn.Sequential]:
+    """The four stages of a CIFAR ResNet-18: 64, 128, 256, 512 planes, two ``block`` each."""
+    stages, in_planes = [], 64
+    for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        stages.append(nn.Sequential(block(in_planes, planes, stride), block(planes, planes, 1)))
+        in_planes = planes
+    return stages
 
+
+class _PreActBlock(nn.Module):
     def __init__(self, in_planes: int, planes: int, stride: int = 1):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_planes)
@@ -299,21 +306,10 @@ class PreActResNet18(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int):
         super().__init__()
-        self.in_planes = 64
         self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
-        self.layer1 = self._make_layer(64, 2, 1)
-        self.layer2 = self._make_layer(128, 2, 2)
-        self.layer3 = self._make_layer(256, 2, 2)
-        self.layer4 = self._make_layer(512, 2, 2)
+        self.layer1, self.layer2, self.layer3, self.layer4 = _resnet18_stages(_PreActBlock)
         self.bn = nn.BatchNorm2d(512)
         self.linear = nn.Linear(512, num_classes)
-
-    def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
-        layers = []
-        for s in [stride] + [1] * (blocks - 1):
-            layers.append(_PreActBlock(self.in_planes, planes, s))
-            self.in_planes = planes
-        return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)
@@ -347,21 +343,10 @@ class ResNet18(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int):
         super().__init__()
-        self.in_planes = 64
         self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
-        self.layer1 = self._make_layer(64, 2, 1)
-        self.layer2 = self._make_layer(128, 2, 2)
-        self.layer3 = self._make_layer(256, 2, 2)
-        self.layer4 = self._make_layer(512, 2, 2)
+        self.layer1, self.layer2, self.layer3, self.layer4 = _resnet18_stages(_BasicBlock)
         self.linear = nn.Linear(512, num_classes)
-
-    def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
-        layers = []
-        for s in [stride] + [1] * (blocks - 1):
-            layers.append(_BasicBlock(self.in_planes, planes, s))
-            self.in_planes = planes
-        return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))

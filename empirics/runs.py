@@ -185,10 +185,7 @@ def write_json(path: pathlib.Path, data: dict[str, Any]) -> None:
 
 def set_status(paths: RunPaths, state: str, reason: str = "", **extra: Any) -> None:
     """Record the run's state (``running``, ``completed``, ``failed``) in ``status.json``."""
-    write_json(
-        paths.status,
-        {"state": state, "reason": reason, "time_utc": _now(), **extra},
-    )
+    write_json(paths.status, {"state": state, "reason": reason, "time_utc": _now(), **extra})
 
 
 def _now() -> str:

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, field
 
-if TYPE_CHECKING:
-    from empirics.config import TrainConfig
+from empirics.config import SCHEDULES, TrainConfig
 
 #: [R20] piecewise schedule: the lr drops ×0.1 at half and again at three quarters of training
 #: (``train_cifar.py``: ``t / epochs < 0.5 -> lr_max``, ``< 0.75 -> lr_max / 10``, else ``/100``).
@@ -38,7 +36,7 @@ class Schedule:
     Parameters
     ----------
     name : str
-        ``"constant"``, ``"piecewise"``, ``"multistep"``, ``"cosine"`` or ``"cyclic"``.
+        One of :data:`empirics.config.SCHEDULES`.
     lr_max : float
         Peak learning rate.
     epochs : int
@@ -61,11 +59,8 @@ class Schedule:
     peak_fraction: float = 0.4
 
     def __post_init__(self) -> None:
-        if self.name not in ("constant", "piecewise", "multistep", "cosine", "cyclic"):
-            raise ValueError(
-                "name must be one of ['constant', 'piecewise', 'multistep', 'cosine', "
-                f"'cyclic'], got {self.name!r}"
-            )
+        if self.name not in SCHEDULES:
+            raise ValueError(f"name must be one of {list(SCHEDULES)}, got {self.name!r}")
         if not self.lr_max >= 0:
             raise ValueError(f"lr_max must be >= 0, got {self.lr_max}")
         if self.epochs < 1:
@@ -96,14 +91,7 @@ class Schedule:
 
     def state_dict(self) -> dict:
         """Return the schedule's parameters (it has no other state)."""
-        return {
-            "name": self.name,
-            "lr_max": self.lr_max,
-            "epochs": self.epochs,
-            "milestones": list(self.milestones),
-            "gamma": self.gamma,
-            "peak_fraction": self.peak_fraction,
-        }
+        return {**asdict(self), "milestones": list(self.milestones)}
 
 
 def piecewise_lr(t: float, lr_max: float, epochs: int) -> float:

@@ -15,6 +15,7 @@ import sympy as sp
 
 from theory.bounds.result import BoundResult
 from theory.bounds.validation import (
+    require_at_least,
     require_int_at_least,
     require_open_interval,
     require_positive,
@@ -93,9 +94,7 @@ def robust_generalization_lower_bound(*, dim: float, eps: float, C: float = 1.0)
     C : float
         Hidden constant (> 0).
     """
-    dim = require_positive("dim", dim)
-    if dim < 1:
-        raise ValueError(f"dim must lie in [1, inf), got {dim!r}")
+    dim = require_at_least("dim", dim, 1)
     eps = require_open_interval("eps", eps, 0.0, 0.5)
     C = require_positive("C", C)
     exponent = (dim - 1.0) / 6.0

@@ -22,6 +22,7 @@ import sympy as sp
 from theory.bounds.result import BoundResult
 from theory.bounds.validation import (
     dual_exponent,
+    require_at_least,
     require_int_at_least,
     require_nonnegative,
     require_norm_exponent,
@@ -75,9 +76,7 @@ def global_flatness_gap(
         ``certified=False``.
     """
     n = require_positive("n", n)
-    dim = require_positive("dim", dim)
-    if dim < 1:
-        raise ValueError(f"dim must lie in [1, inf), got {dim!r}")
+    dim = require_at_least("dim", dim, 1)
     grad_term = require_nonnegative("grad_term", grad_term)
     c_dl = require_nonnegative("c_dl", c_dl)
     confidence = require_open_interval("confidence", confidence, 0.0, 1.0)

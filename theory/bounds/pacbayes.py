@@ -18,6 +18,7 @@ import sympy as sp
 
 from theory.bounds.result import BoundResult
 from theory.bounds.validation import (
+    require_at_least,
     require_closed_interval,
     require_int_at_least,
     require_nonnegative,
@@ -84,8 +85,15 @@ def kl_inverse_upper(q: float, c: float) -> float:
     return hi  # kl(q‖hi) >= c, so hi is a valid upper end
 
 
-def _budget(n: float, kl: float, confidence: float) -> float:
-    return (kl + math.log(2.0 * math.sqrt(n) / confidence)) / n
+def _checked_risk_and_budget(
+    n: float, empirical_risk: float, kl: float, confidence: float
+) -> tuple[float, float]:
+    """Validate the PAC-Bayes-kl inputs; return L̂(Q) and the budget (KL + ln(2√n/Δ))/n."""
+    n = require_at_least("n", n, 1)
+    empirical_risk = require_closed_interval("empirical_risk", empirical_risk, 0.0, 1.0)
+    kl = require_nonnegative("kl", kl)
+    confidence = require_open_interval("confidence", confidence, 0.0, 1.0)
+    return empirical_risk, (kl + math.log(2.0 * math.sqrt(n) / confidence)) / n
 
 
 def pac_bayes_kl_bound(
@@ -111,13 +119,7 @@ def pac_bayes_kl_bound(
     confidence : float
         Δ in (0, 1).
     """
-    n = require_positive("n", n)
-    if n < 1:
-        raise ValueError(f"n must lie in [1, inf), got {n!r}")
-    empirical_risk = require_closed_interval("empirical_risk", empirical_risk, 0.0, 1.0)
-    kl = require_nonnegative("kl", kl)
-    confidence = require_open_interval("confidence", confidence, 0.0, 1.0)
-    budget = _budget(n, kl, confidence)
+    empirical_risk, budget = _checked_risk_and_budget(n, empirical_risk, kl, confidence)
     return BoundResult(
         value=kl_inverse_upper(empirical_risk, budget),
         terms={"budget": budget, "empirical_risk": empirical_risk},
@@ -147,13 +149,8 @@ def pac_bayes_classic_bound(
     Follows from :func:`pac_bayes_kl_bound` and Pinsker's inequality kl(q‖p) ≥ 2(q − p)²
     (PBB's ``fclassic``). Same parameters.
     """
-    n = require_positive("n", n)
-    if n < 1:
-        raise ValueError(f"n must lie in [1, inf), got {n!r}")
-    empirical_risk = require_closed_interval("empirical_risk", empirical_risk, 0.0, 1.0)
-    kl = require_nonnegative("kl", kl)
-    confidence = require_open_interval("confidence", confidence, 0.0, 1.0)
-    slack = math.sqrt(_budget(n, kl, confidence) / 2.0)
+    empirical_risk, budget = _checked_risk_and_budget(n, empirical_risk, kl, confidence)
+    slack = math.sqrt(budget / 2.0)
     return BoundResult(
         value=empirical_risk + slack,
         terms={"empirical_risk": empirical_risk, "slack": slack},

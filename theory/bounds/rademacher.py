@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,7 @@ import sympy as sp
 
 from theory.bounds.result import BoundResult
 from theory.bounds.validation import (
+    require_at_least,
     require_int_at_least,
     require_nonnegative,
     require_norm_exponent,
@@ -53,16 +55,25 @@ def dual_norm_growth(dim: float, p: float, r: float) -> float:
     return max(1.0, dim**exponent)
 
 
-def _check_common(n, dim, eps, w_norm, p, r):
+def _linear_arc_bound(side, combine, n_factor, n, dim, eps, w_norm, rademacher_clean, p, r):
+    """The ``side`` bound ``combine(R_S(F), εWK/(2√(n_factor·n)))``, inputs validated."""
     n = require_positive("n", n)
-    dim = require_positive("dim", dim)
-    if dim < 1:
-        raise ValueError(f"dim must lie in [1, inf), got {dim!r}")
+    dim = require_at_least("dim", dim, 1)
     eps = require_nonnegative("eps", eps)
     w_norm = require_positive("w_norm", w_norm)
     p = require_norm_exponent("p", p)
     r = require_norm_exponent("r", r)
-    return n, dim, eps, w_norm, p, r
+    rademacher_clean = require_nonnegative("rademacher_clean", rademacher_clean)
+    growth = dual_norm_growth(dim, p, r)
+    adv_term = eps * w_norm * growth / (2.0 * math.sqrt(n_factor * n))
+    return BoundResult(
+        value=combine(rademacher_clean, adv_term),
+        terms={"rademacher_clean": rademacher_clean, "adversarial_term": adv_term, "K": growth},
+        assumptions=("linear class ||w||_p <= w_norm", "l_r attack of radius eps"),
+        source=SOURCE_ARC,
+        certified=True,
+        name=f"adversarial_rademacher_linear_{side}",
+    )
 
 
 def adversarial_rademacher_linear_upper(
@@ -95,17 +106,8 @@ def adversarial_rademacher_linear_upper(
     p, r : float or "inf"
         Weight-constraint norm and attack norm.
     """
-    n, dim, eps, w_norm, p, r = _check_common(n, dim, eps, w_norm, p, r)
-    rademacher_clean = require_nonnegative("rademacher_clean", rademacher_clean)
-    growth = dual_norm_growth(dim, p, r)
-    adv_term = eps * w_norm * growth / (2.0 * math.sqrt(n))
-    return BoundResult(
-        value=rademacher_clean + adv_term,
-        terms={"rademacher_clean": rademacher_clean, "adversarial_term": adv_term, "K": growth},
-        assumptions=("linear class ||w||_p <= w_norm", "l_r attack of radius eps"),
-        source=SOURCE_ARC,
-        certified=True,
-        name="adversarial_rademacher_linear_upper",
+    return _linear_arc_bound(
+        "upper", operator.add, 1.0, n, dim, eps, w_norm, rademacher_clean, p, r
     )
 
 
@@ -129,18 +131,7 @@ def adversarial_rademacher_linear_lower(
 
     Parameters are as in :func:`adversarial_rademacher_linear_upper`.
     """
-    n, dim, eps, w_norm, p, r = _check_common(n, dim, eps, w_norm, p, r)
-    rademacher_clean = require_nonnegative("rademacher_clean", rademacher_clean)
-    growth = dual_norm_growth(dim, p, r)
-    adv_term = eps * w_norm * growth / (2.0 * math.sqrt(2.0 * n))
-    return BoundResult(
-        value=max(rademacher_clean, adv_term),
-        terms={"rademacher_clean": rademacher_clean, "adversarial_term": adv_term, "K": growth},
-        assumptions=("linear class ||w||_p <= w_norm", "l_r attack of radius eps"),
-        source=SOURCE_ARC,
-        certified=True,
-        name="adversarial_rademacher_linear_lower",
-    )
+    return _linear_arc_bound("lower", max, 2.0, n, dim, eps, w_norm, rademacher_clean, p, r)
 
 
 def _arc_symbols():

@@ -13,7 +13,7 @@ import math
 import sympy as sp
 
 from theory.bounds.result import BoundResult
-from theory.bounds.validation import require_nonnegative, require_positive
+from theory.bounds.validation import require_at_least, require_nonnegative, require_positive
 
 SOURCE_BARTLETT = (
     "Bartlett, Foster, Telgarsky, NeurIPS 2017, Thm 1.1 (as coded in bneyshabur/"
@@ -63,9 +63,7 @@ def bartlett2017_spectral_bound(
     n = require_positive("n", n)
     if n < BARTLETT_MIN_N:
         raise ValueError(f"n must lie in [e^2, inf) = [{BARTLETT_MIN_N:.3f}, inf), got {n!r}")
-    n_params = require_positive("n_params", n_params)
-    if n_params < 2:
-        raise ValueError(f"n_params must lie in [2, inf), got {n_params!r}")
+    n_params = require_at_least("n_params", n_params, 2)
     spec_product = require_positive("spec_product", spec_product)
     margin = require_positive("margin", margin)
     bartlett_sum = require_nonnegative("bartlett_sum", bartlett_sum)

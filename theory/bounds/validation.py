@@ -28,6 +28,14 @@ def require_positive(name: str, value: object) -> float:
     return out
 
 
+def require_at_least(name: str, value: object, low: float) -> float:
+    """Return ``value`` if it lies in (0, inf) and in [low, inf) (low > 0)."""
+    out = require_positive(name, value)
+    if out < low:
+        raise ValueError(f"{name} must lie in [{low:g}, inf), got {out!r}")
+    return out
+
+
 def require_nonnegative(name: str, value: object) -> float:
     """Return ``value`` if it lies in [0, inf)."""
     out = require_real(name, value)

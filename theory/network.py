@@ -152,15 +152,6 @@ class ReLUNetwork:
                 np.maximum(h, 0.0, out=h)
         return h[0] if single else h
 
-    def hidden_activations(self, x: np.ndarray) -> list[np.ndarray]:
-        """Post-ReLU activations of every hidden layer, for ``x`` of shape (n, input_dim)."""
-        h = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        out = []
-        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
-            h = np.maximum(self._affine(w, b, h), 0.0)
-            out.append(h)
-        return out
-
     __call__ = forward
 
     # ------------------------------------------------------------------ conversions

@@ -1,10 +1,6 @@
-"""Build → certify → count the SPEC T1 construction in one call.
+"""Build → certify → count the SPEC T1 construction in one call (:func:`construct_and_certify`).
 
-:func:`construct_and_certify` builds f̂ (:func:`theory.construction.build_construction`),
-lowers it, certifies every ball (:func:`theory.certify.certify_construction`), checks
-property (b) (:func:`theory.certify.certify_outside_balls`) and counts its parameters, exactly
-and in closed form (:func:`closed_form_count`). ``robmem construct``, the T1 and B3 claims and
-``benchmarks/bench_construction.py`` all go through it.
+``robmem construct``, the T1 and B3 claims and ``benchmarks/bench_construction.py`` use it.
 """
 
 from __future__ import annotations
@@ -24,12 +20,9 @@ from theory.separation import Separation
 
 @dataclass
 class ConstructionReport:
-    """What :func:`construct_and_certify` built and checked.
-
-    ``outside`` is None when property (b) was not checked (no samples asked for, or no
-    centre memorized); ``closed_form`` is None without centres. ``timings`` holds seconds of
-    ``build`` (including the lowering), ``certify`` and ``outside``.
-    """
+    """f̂, its lowered network and checks. ``outside`` (property (b)) is None when skipped or
+    without centres, ``closed_form`` None without centres; ``timings`` are seconds of
+    ``build`` (with the lowering), ``certify`` and ``outside``."""
 
     model: RobustMemorizer
     network: ReLUNetwork
@@ -41,19 +34,16 @@ class ConstructionReport:
 
 
 def closed_form_count(model: RobustMemorizer, clean: ReLUNetwork | None = None) -> int:
-    """:func:`theory.counting.construction_parameter_count` for a built model and its f_clean."""
+    """:func:`theory.counting.construction_parameter_count` of a built model and its f_clean."""
+    last = 0 if clean is None else np.count_nonzero(clean.weights[-1])
     return counting.construction_parameter_count(
         model.n_centres,
         model.dim,
         n_classes=model.output.n_classes,
-        clean_params=clean.nonzero_parameter_count() if clean is not None else 0,
+        clean_params=0 if clean is None else clean.nonzero_parameter_count(),
         norm=model.norm,
-        clean_last_params=(
-            int(np.count_nonzero(clean.weights[-1]) + np.count_nonzero(clean.biases[-1]))
-            if clean is not None
-            else 0
-        ),
-        clean_depth=clean.depth if clean is not None else 1,
+        clean_last_params=0 if clean is None else int(last + np.count_nonzero(clean.biases[-1])),
+        clean_depth=1 if clean is None else clean.depth,
         zero_centre_coordinates=int((model.distance.centres == 0).sum()),
         l2_method="sawtooth" if model.distance.kind == "l2-sawtooth" else "inclusion",
         teeth=max(model.distance.teeth, 1),
@@ -75,12 +65,10 @@ def construct_and_certify(
     outside_samples: int | None = 64,
     outside_seed: int = 0,
 ) -> ConstructionReport:
-    """Build f̂ on ``(x, y)`` at radius ``delta``, certify it and count its parameters.
-
-    The build arguments are those of :func:`theory.construction.build_construction`;
-    ``outside_samples`` (None: skip) and ``outside_seed`` go to
-    :func:`theory.certify.certify_outside_balls`.
-    """
+    """:func:`~theory.construction.build_construction` (same arguments), then
+    :func:`~theory.certify.certify_construction`, property (b) by
+    :func:`~theory.certify.certify_outside_balls` (``outside_samples`` None: skipped) and
+    the exact and closed-form parameter counts."""
     t0 = time.perf_counter()
     model = build_construction(
         x, y, delta, norm, clean=clean, subset=subset, n_classes=n_classes,

@@ -1,6 +1,5 @@
 """Closed-form parameter count (sympy) equals the counted non-zeros of the lowered net."""
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -8,25 +7,9 @@ from hypothesis import strategies as st
 from theory import counting
 from theory.construction import build_construction
 from theory.gadgets import sawtooth_teeth_for_gap
+from theory.pipeline import closed_form_count
 from theory.separation import opposite_label_separation
 from theory.strategies import clean_relu_networks, datasets_with_radius
-
-
-def _closed_form(model, clean, norm="inf", l2_method="inclusion"):
-    return counting.construction_parameter_count(
-        model.n_centres,
-        model.dim,
-        n_classes=model.output.n_classes,
-        clean_params=0 if clean is None else clean.nonzero_parameter_count(),
-        norm=norm,
-        clean_last_params=0
-        if clean is None
-        else int(np.count_nonzero(clean.weights[-1]) + np.count_nonzero(clean.biases[-1])),
-        clean_depth=1 if clean is None else clean.depth,
-        zero_centre_coordinates=int((model.distance.centres == 0).sum()),
-        l2_method=l2_method,
-        teeth=max(model.distance.teeth, 1),
-    )
 
 
 @settings(max_examples=60)
@@ -50,7 +33,7 @@ def test_closed_form_equals_count_linf(case, n_classes, with_clean, data):
     model = build_construction(
         d.points, y, delta, clean=clean, n_classes=None if n_classes == 2 else 3
     )
-    assert model.network().nonzero_parameter_count() == _closed_form(model, clean)
+    assert model.network().nonzero_parameter_count() == closed_form_count(model, clean)
 
 
 @settings(max_examples=15)
@@ -79,7 +62,7 @@ def test_closed_form_equals_count_sawtooth(case, teeth, with_clean, data):
         d.points, d.labels, delta, "2", clean=clean, l2_method="sawtooth", teeth=enough + teeth - 1
     )
     got = model.network().nonzero_parameter_count()
-    assert got == _closed_form(model, clean, "2", "sawtooth")
+    assert got == closed_form_count(model, clean)
 
 
 def test_tree_sum_matches_integer_formula():

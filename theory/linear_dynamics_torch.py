@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from theory.bounds.validation import (
+    dual_exponent,
     require_int_at_least,
     require_nonnegative,
     require_norm_exponent,
@@ -133,7 +134,7 @@ def adversarial_training_linear(
     yt = torch.as_tensor(np.asarray(y, dtype=np.float64)).reshape(-1)
     if xt.ndim != 2 or xt.shape[0] == 0 or yt.shape[0] != xt.shape[0]:
         raise ValueError(f"x must be (n, d) with n >= 1 and y of length n; got {tuple(xt.shape)}")
-    q = 1.0 if math.isinf(p) else (math.inf if p == 1 else p / (p - 1.0))
+    q = dual_exponent(p)
     ref = None
     if reference is not None:
         ref = torch.as_tensor(np.asarray(reference, dtype=np.float64))

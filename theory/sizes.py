@@ -28,6 +28,7 @@ from theory.bounds.capacity import (
     memorization_lower_bound,
     robust_generalization_lower_bound,
 )
+from theory.bounds.result import BoundResult
 from theory.bounds.validation import (
     require_int_at_least,
     require_open_interval,
@@ -120,6 +121,21 @@ class SizeRow:
     source: str
     certified: bool
     log10_value: float | None = None
+
+
+def _bound_row(
+    key: str,
+    label: str,
+    result: BoundResult,
+    formula: str,
+    *,
+    log10: bool = False,
+    source_prefix: str = "",
+) -> SizeRow:
+    """A row whose value, source and certification are those of a bound calculator's result."""
+    log10_value = result.terms["log10_value"] if log10 else None
+    source = source_prefix + result.source
+    return SizeRow(key, label, result.value, formula, source, result.certified, log10_value)
 
 
 @dataclass(frozen=True)
@@ -224,63 +240,45 @@ def size_table(
             "SPEC T1",
             True,
         ),
-        SizeRow(
-            "memorization_lower",
-            "memorization lower bound",
-            mem.value,
-            "C·sqrt(N d)",
-            mem.source,
-            mem.certified,
-        ),
-        SizeRow(
+        _bound_row("memorization_lower", "memorization lower bound", mem, "C·sqrt(N d)"),
+        _bound_row(
             "robust_generalization_lower",
             "robust generalization lower bound",
-            rob.value,
+            rob,
             "C·(2ε)^(-(d-1)/6)",
-            rob.source,
-            rob.certified,
-            rob.terms["log10_value"],
+            log10=True,
         ),
-        SizeRow(
+        _bound_row(
             "grid_vc_lower",
             "grid instance VC lower bound",
-            grid.value,
+            grid,
             "0.05·K^(d-1), K = floor(1/(2ε))",
-            grid.source,
-            grid.certified,
-            grid.terms["log10_value"],
+            log10=True,
         ),
-        SizeRow(
+        _bound_row(
             "construction_vc_upper",
             "VC upper bound of the memorization net",
-            vc_up.value,
+            vc_up,
             "L + L̄ W log2(4 e p R log2(2 e p R))",
-            vc_up.source,
-            vc_up.certified,
         ),
-        SizeRow(
+        _bound_row(
             "vc_gap_at_n",
             "VC generalization gap at n = N",
-            gap_up.value,
+            gap_up,
             "sqrt(2 log Π(N)/N) + sqrt(log(1/Δ)/(2N))",
-            gap_up.source,
-            gap_up.certified,
         ),
-        SizeRow(
+        _bound_row(
             "vc_gap_lower_vc",
             "same with VC = N (shattering)",
-            gap_low.value,
+            gap_low,
             "VC >= N for any class that robustly memorizes every labelling",
-            "[P1] §6; " + gap_low.source,
-            gap_low.certified,
+            source_prefix="[P1] §6; ",
         ),
-        SizeRow(
+        _bound_row(
             "p1_clean_gap",
             "[P1] sqrt(complexity/N), complexity = construction size",
-            p1_gap.value,
+            p1_gap,
             "C·sqrt(size/N)",
-            p1_gap.source,
-            p1_gap.certified,
         ),
     )
     return SizeTable(n_points=n_points, dim=dim, eps=eps, delta=delta, rows=rows)

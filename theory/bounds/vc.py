@@ -342,19 +342,9 @@ def clean_gap_sqrt_complexity_expr() -> sp.Expr:
     return C * sp.sqrt(c / n)
 
 
-def vc_dimension_lower_bound_shattering(n_shattered: int) -> int:
-    """Trivial lower bound: a class that robustly memorizes any N separated points has VC ≥ N.
-
-    A class that attains zero robust training error on every labelling of N separated points
-    in particular shatters them, so its VC dimension is at least N ([P1] §6 argument).
-    """
-    return require_int_at_least("n_shattered", n_shattered, 1)
-
-
 __all__ = [
     "clean_gap_sqrt_complexity",
     "growth_function_log2_bhlm",
-    "vc_dimension_lower_bound_shattering",
     "vc_dimension_upper_bhlm",
     "vc_dimension_upper_from_layers",
     "vc_dimension_upper_from_widths",

@@ -12,10 +12,8 @@ NCHW, signals (n, C, L), vectors (n, d)) and int64 labels, so attacks work in pi
   opposite-label points are at least ``separation`` apart in ℓ∞ (the regime of [P1] §3).
 - ``"linear-separable"``: the data model of [P1] §5 / SPEC T3 from
   :func:`theory.data_models.linear_separable_data`, mapped into [0,1]^d by one global affine map.
-- ``"mnist1d"``: MNIST-1D (Greydanus 2020; pip ``mnist1d``), 10 classes of 40-sample signals,
-  generated offline by the package's ``make_dataset`` (never its download path), mapped into
-  [0, 1] by the fixed affine map of :func:`mnist1d_to_unit`; inputs have shape (1, 40). The
-  small data set on which the [P1] regime appears (SPEC "Scale tiers"; E1, E3–E6).
+- ``"mnist1d"``: MNIST-1D (Greydanus 2020; pip ``mnist1d``) generated offline, mapped into
+  [0, 1] by :func:`mnist1d_to_unit`; inputs (1, 40). The small set of the [P1] regime (SPEC E1–E6).
 - ``"mnist"``, ``"fashionmnist"``, ``"cifar10"``, ``"cifar100"``, ``"svhn"``: torchvision,
   with ``download`` passed through.
 """
@@ -488,13 +486,8 @@ def load_dataset(
 
     Notes
     -----
-    For ``"mnist1d"`` the generator seed is ``seed`` (42 reproduces the package's published
-    data set), so different seeds give different signals, not just different splits. The
-    subsample of ``n_train``/``n_test`` then draws from the generated 80/20 split, so every
-    ``n_train`` ≤ 4000 is a subset of the same generated pool. ``meta`` states the affine map and
-    the ε conversion (``epsilon_unit_per_raw`` = 1/12, ``epsilon_raw_per_unit`` = 12; see
-    :func:`mnist1d_eps_to_unit`) and the model-side standardization
-    (:func:`model_normalization`).
+    For ``"mnist1d"`` ``seed`` is also the generator seed (42 reproduces the package's published
+    data set), so different seeds give different signals, not just different splits.
     """
     if name not in DATASET_NAMES:
         raise ValueError(f"name must be one of {DATASET_NAMES}, got {name!r}")
@@ -510,21 +503,18 @@ def load_dataset(
         xtr, ytr, xte, yte, num_classes, extra = gen(ntr, nte, seed, **options)
         meta.update(extra)
     else:
+        num_classes = _TORCHVISION[name][1] if name in _TORCHVISION else 10
         if name == "digits":
             xtr, ytr, xte, yte = _digits(seed)
-            num_classes = 10
         elif name == "mnist10k":
             xtr, ytr, xte, yte = _mnist10k(root, seed)
-            num_classes = 10
         elif name == "mnist1d":
             xtr, ytr, xte, yte, extra = _mnist1d(seed, **options)
             meta.update(extra)
-            num_classes = 10
         else:
             tv_root = pathlib.Path(root) if root is not None else default_data_root()
             xtr, ytr = _torchvision_arrays(name, tv_root, True, download)
             xte, yte = _torchvision_arrays(name, tv_root, False, download)
-            num_classes = _TORCHVISION[name][1]
         rng = np.random.default_rng(seed)
         xtr, ytr = _subsample(xtr, ytr, _check_size(n_train, "n_train", len(ytr)), rng)
         xte, yte = _subsample(xte, yte, _check_size(n_test, "n_test", len(yte)), rng)

@@ -236,11 +236,6 @@ def input_landscape(
     -------
     LandscapeResult
         Per-sample **lower estimates** of both maxima.
-
-    References
-    ----------
-    [P1] Li & Li, "Towards Understanding Robust Memorization in Adversarial Training", §4.3,
-    Figs 2-4 (local flatness ``max ‖∇ₓL‖₁`` and loss change on a grid of ε).
     """
     import torch
 
@@ -263,6 +258,9 @@ def input_landscape(
     generator = torch.Generator().manual_seed(int(seed))
     was_training = model.training
     model.eval()
+    kw = dict(
+        steps=steps, restarts=restarts, step_size=step_size, loss_fn=loss_fn, generator=generator
+    )
     n = x.shape[0]
     grad_norm = np.zeros((len(eps_list), n))
     loss_change = np.zeros((len(eps_list), n))
@@ -278,13 +276,6 @@ def input_landscape(
             clean_loss[sl] = l0.cpu().numpy()
             clean_gnorm[sl] = g0.cpu().numpy()
             for k, eps in enumerate(eps_list):
-                kw = dict(
-                    steps=steps,
-                    restarts=restarts,
-                    step_size=step_size,
-                    loss_fn=loss_fn,
-                    generator=generator,
-                )
                 best_loss, g_from_loss = _ascent(model, xb, yb, eps, objective="loss", **kw)
                 _, g_from_g = _ascent(model, xb, yb, eps, objective="gradnorm", **kw)
                 grad_norm[k, sl] = torch.maximum(g_from_loss, g_from_g).cpu().numpy()

@@ -90,10 +90,19 @@ def _architecture_terms(widths: Sequence[int], pieces: int) -> dict[str, float]:
     return _layer_terms(widths[1:], params, pieces)
 
 
-def _bhlm_value(n_layers: float, effective_depth: float, n_params: float, p: float, R: float):
-    inner = 2.0 * math.e * p * R
-    return n_layers + effective_depth * n_params * math.log2(
-        4.0 * math.e * p * R * math.log2(inner)
+def _bhlm_bound(terms: dict[str, float], architecture: str) -> BoundResult:
+    """L + L̄ W log₂(4 e p R log₂(2 e p R)) from :func:`_layer_terms`' terms."""
+    p, R = terms["pieces"], terms["R"]
+    value = terms["n_layers"] + terms["effective_depth"] * terms["n_params"] * math.log2(
+        4.0 * math.e * p * R * math.log2(2.0 * math.e * p * R)
+    )
+    return BoundResult(
+        value=value,
+        terms=terms,
+        assumptions=(architecture, "Thm 7 constants as recalled in notes §3.1"),
+        source=SOURCE_BHLM,
+        certified=True,
+        name="vc_dimension_upper_bhlm",
     )
 
 
@@ -125,27 +134,15 @@ def vc_dimension_upper_from_widths(widths: Sequence[int], *, pieces: int = 1) ->
         ``certified=True`` (given the theorem's constants).
     """
     try:
-        terms = _architecture_terms(widths, pieces)
-        value = _bhlm_value(
-            terms["n_layers"], terms["effective_depth"], terms["n_params"], terms["pieces"],
-            terms["R"],
-        )  # fmt: skip
+        return _bhlm_bound(
+            _architecture_terms(widths, pieces),
+            "fully connected feed-forward net, piecewise-linear activation with `pieces` "
+            "breakpoints, identity output unit, classifier sign(f)",
+        )
     except OverflowError as exc:
         raise ValueError(
             f"widths: the architecture's parameter count does not fit in float64 ({exc})"
         ) from exc
-    return BoundResult(
-        value=value,
-        terms=terms,
-        assumptions=(
-            "fully connected feed-forward net, piecewise-linear activation with `pieces` "
-            "breakpoints, identity output unit, classifier sign(f)",
-            "Thm 7 constants as recalled in notes §3.1",
-        ),
-        source=SOURCE_BHLM,
-        certified=True,
-        name="vc_dimension_upper_bhlm",
-    )
 
 
 def vc_dimension_upper_from_layers(
@@ -166,20 +163,9 @@ def vc_dimension_upper_from_layers(
     pieces : int
         Activation breakpoints p.
     """
-    terms = _layer_terms(units, layer_params, pieces)
-    value = _bhlm_value(
-        terms["n_layers"], terms["effective_depth"], terms["n_params"], terms["pieces"], terms["R"]
-    )
-    return BoundResult(
-        value=value,
-        terms=terms,
-        assumptions=(
-            "layered feed-forward net, piecewise-linear activation with `pieces` breakpoints",
-            "Thm 7 constants as recalled in notes §3.1",
-        ),
-        source=SOURCE_BHLM,
-        certified=True,
-        name="vc_dimension_upper_bhlm",
+    return _bhlm_bound(
+        _layer_terms(units, layer_params, pieces),
+        "layered feed-forward net, piecewise-linear activation with `pieces` breakpoints",
     )
 
 

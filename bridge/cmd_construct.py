@@ -80,9 +80,7 @@ def run(args: argparse.Namespace) -> int:
         l2_method=args.l2_method, teeth=args.teeth, outside_seed=args.seed,
     )  # fmt: skip
     elapsed = time.perf_counter() - start
-    model, result, outside, closed = (
-        report.model, report.certification, report.outside, report.closed_form
-    )  # fmt: skip
+    model, result, outside = report.model, report.certification, report.outside
     sep = model.separation
     rows = [
         ("data", args.data),
@@ -96,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         ("f_clean", clean_name),
         ("parameters (non-zero)", str(report.params)),
-        ("parameters (closed form)", "-" if closed is None else str(closed)),
+        ("parameters (closed form)", str(report.closed_form or "-")),
         (
             "certified",
             f"{100 * result.certified_fraction:.2f}% ({result.n_certified}/{x.shape[0]})",

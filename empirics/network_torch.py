@@ -1,9 +1,4 @@
-"""Conversion between :class:`theory.network.ReLUNetwork` and ``torch.nn.Sequential``.
-
-:func:`to_torch` transfers the float64 weights exactly (dense ``Linear``/``ReLU`` modules);
-:func:`from_torch` reads a ``Sequential`` of ``Linear``, ``ReLU`` (and a leading ``Flatten``)
-back into the float64 representation, multiplying out consecutive affine layers.
-"""
+"""Exact conversion between :class:`theory.network.ReLUNetwork` and ``torch.nn.Sequential``."""
 
 from __future__ import annotations
 

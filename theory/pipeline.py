@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,6 @@ from theory.certificates import CertificationResult, OutsideCertificate
 from theory.certify import certify_construction, certify_outside_balls
 from theory.construction import RobustMemorizer, build_construction
 from theory.network import ReLUNetwork
-from theory.separation import Separation
 
 
 @dataclass
@@ -56,24 +56,16 @@ def construct_and_certify(
     delta: float,
     norm: str = "inf",
     *,
-    clean: ReLUNetwork | None = None,
-    n_classes: int | None = None,
-    subset: str = "all",
-    l2_method: str = "inclusion",
-    teeth: int | None = None,
-    separation: Separation | None = None,
     outside_samples: int | None = 64,
     outside_seed: int = 0,
+    **build: Any,
 ) -> ConstructionReport:
-    """:func:`~theory.construction.build_construction` (same arguments), then
-    :func:`~theory.certify.certify_construction`, property (b) by
+    """:func:`~theory.construction.build_construction` (``build``: its keyword arguments),
+    then :func:`~theory.certify.certify_construction`, property (b) by
     :func:`~theory.certify.certify_outside_balls` (``outside_samples`` None: skipped) and
     the exact and closed-form parameter counts."""
     t0 = time.perf_counter()
-    model = build_construction(
-        x, y, delta, norm, clean=clean, subset=subset, n_classes=n_classes,
-        l2_method=l2_method, teeth=teeth, separation=separation,
-    )  # fmt: skip
+    model = build_construction(x, y, delta, norm, **build)
     net = model.network()
     t1 = time.perf_counter()
     cert = certify_construction(model, x, y, delta, norm)
@@ -82,7 +74,7 @@ def construct_and_certify(
     if outside_samples is not None and model.n_centres:
         outside = certify_outside_balls(model, n_samples=outside_samples, seed=outside_seed)
     t3 = time.perf_counter()
-    closed = closed_form_count(model, clean) if model.n_centres else None
+    closed = closed_form_count(model, build.get("clean")) if model.n_centres else None
     timings = {"build": t1 - t0, "certify": t2 - t1, "outside": t3 - t2}
     return ConstructionReport(
         model, net, cert, outside, net.nonzero_parameter_count(), closed, timings

@@ -106,7 +106,7 @@ def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str,
     # The legacy global numpy RNG is captured on purpose: third-party code may draw from it.
     np_state = np.random.get_state()  # noqa: NPY002
     py_state = random.getstate()
-    state: dict[str, Any] = {
+    return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "numpy": {
@@ -118,7 +118,6 @@ def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str,
         "python": [py_state[0], list(py_state[1]), py_state[2]],
         "generators": {k: g.get_state() for k, g in (generators or {}).items()},
     }
-    return state
 
 
 def reseed_from_state(saved: torch.Tensor) -> int:

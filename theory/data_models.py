@@ -1,8 +1,6 @@
 r"""The [P1] §5 data model for linearly separable data (SPEC T3), shared with :mod:`empirics`.
 
-x = c·y·w* + ξ with y ∈ {−1, +1}, c = α for large-margin points and c = β ≪ α for
-small-margin points, and ξ Gaussian noise orthogonal to w*. numpy only, so that
-``empirics`` and ``theory`` can both import it without importing torch.
+numpy only, so that ``empirics`` and ``theory`` can both import it without importing torch.
 """
 
 from __future__ import annotations

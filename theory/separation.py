@@ -244,8 +244,7 @@ def _linf_separation(x: np.ndarray, y: np.ndarray) -> Separation:
                 k = int(np.argmin(dd))
                 if dd[k] < best:
                     best, bi, bj = float(dd[k]), int(rr[k]), int(cc[k])
-    i, j = (bi, bj) if bi <= bj else (bj, bi)
-    return Separation(best, i, j, "inf")
+    return Separation(best, min(bi, bj), max(bi, bj), "inf")
 
 
 def _l2_separation(x: np.ndarray, y: np.ndarray) -> Separation:
@@ -265,8 +264,7 @@ def _l2_separation(x: np.ndarray, y: np.ndarray) -> Separation:
         k = int(np.argmin(exact))
         if exact[k] < best:
             best, bi, bj = float(exact[k]), int(idx[r[k]]), int(c[k])
-    i, j = (bi, bj) if bi <= bj else (bj, bi)
-    return Separation(best, i, j, "2")
+    return Separation(best, min(bi, bj), max(bi, bj), "2")
 
 
 def opposite_label_separation(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from hypothesis import assume
@@ -135,23 +136,15 @@ def admissible_radii(separation: float) -> st.SearchStrategy[float]:
 
 
 @st.composite
-def datasets_with_radius(
-    draw: st.DrawFn,
-    n_points: st.SearchStrategy[int] | None = None,
-    dim: st.SearchStrategy[int] | None = None,
-    min_separation: float = 0.2,
-    n_classes: int = 2,
-    norm: str = "inf",
-    min_labels: int = 2,
-) -> tuple[SeparatedData, float]:
-    """A :func:`separated_datasets` draw and an admissible radius for it (δ < R/2).
+def datasets_with_radius(draw: st.DrawFn, **kwargs: Any) -> tuple[SeparatedData, float]:
+    """A :func:`separated_datasets` draw (same keyword arguments) and an admissible radius δ.
 
     When all labels coincide (R = ∞, only with ``min_labels`` = 1 or N = 1), δ is drawn
     below ``min_separation``/2.
     """
-    data = draw(separated_datasets(n_points, dim, min_separation, n_classes, norm, min_labels))
+    data = draw(separated_datasets(**kwargs))
     r = data.separation.distance
-    r = min_separation if not np.isfinite(r) else r
+    r = data.min_separation if not np.isfinite(r) else r
     return data, draw(admissible_radii(r))
 
 

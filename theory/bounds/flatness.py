@@ -69,11 +69,6 @@ def global_flatness_gap(
         Failure probability Δ in (0, 1).
     C : float
         The hidden absolute constant (> 0).
-
-    Returns
-    -------
-    BoundResult
-        ``certified=False``.
     """
     n = require_positive("n", n)
     dim = require_at_least("dim", dim, 1)
@@ -125,11 +120,6 @@ def first_order_robust_gap(*, delta: float, grad_dual_sup: float) -> BoundResult
         max over the ball of the dual norm of ∇ₓL (>= 0). It must be the exact supremum
         (or an upper bound on it) for the result to be certified; a PGD estimate is a lower
         estimate of the supremum.
-
-    Returns
-    -------
-    BoundResult
-        ``certified=True``.
     """
     delta = require_nonnegative("delta", delta)
     grad_dual_sup = require_nonnegative("grad_dual_sup", grad_dual_sup)

@@ -127,11 +127,6 @@ def vc_dimension_upper_from_widths(widths: Sequence[int], *, pieces: int = 1) ->
         [input dim, k_1, ..., k_L]; at least one computation layer.
     pieces : int
         p, the number of breakpoints of the activation (ReLU: 1).
-
-    Returns
-    -------
-    BoundResult
-        ``certified=True`` (given the theorem's constants).
     """
     try:
         return _bhlm_bound(

@@ -163,8 +163,8 @@ def _empirics_cases():
     from empirics import attacks, data, models
     from empirics.config import TrainConfig
     from empirics.landscape import input_landscape
-    from empirics.memorization import per_example_robust_loss
     from empirics.measures import complexity_measures, quantile_margin
+    from empirics.memorization import per_example_robust_loss
 
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
     xb = torch.rand(2, 1, 2, 2)

@@ -255,10 +255,12 @@ class Attack:
         loss_fn: LossFn | None = None,
         rows: tuple[int, int, int] | None = None,
     ) -> torch.Tensor:
-        if rows is not None and not (0 <= rows[0] <= rows[1] <= rows[2]):
-            raise ValueError(f"rows must be (lo, hi, n) with 0 <= lo <= hi <= n, got {rows}")
-        if rows is not None and rows[1] - rows[0] != len(x):
-            raise ValueError(f"rows {rows} hold {rows[1] - rows[0]} rows, x has {len(x)}")
+        if rows is not None and not (
+            0 <= rows[0] <= rows[1] <= rows[2] and rows[1] - rows[0] == len(x)
+        ):
+            raise ValueError(
+                f"rows must be (lo, hi, n), 0 <= lo <= hi <= n, hi - lo = len(x): {rows}"
+            )
         self._call_loss_fn, self._rows = loss_fn, rows
         self._label_max = check_batch(x, y, self.bounds) if self.validate else None
         x = x.detach()

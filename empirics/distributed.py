@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from empirics import runs
@@ -55,10 +56,6 @@ class _AttackAwareDDP(nn.Module):
         super().__init__()
         self.ddp = ddp
         self.fast = ddp.module if fast is None else fast
-
-    @property
-    def unwrapped(self) -> nn.Module:
-        return self.ddp.module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         builds_weight_grads = torch.is_grad_enabled() and any(
@@ -93,8 +90,6 @@ def _init_process_group(backend: str | None, device_type: str) -> tuple[int, int
 
     Returns ``(rank, world_size, created)``.
     """
-    import torch.distributed as dist
-
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size(), False
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
@@ -121,35 +116,6 @@ def _local_device(config: TrainConfig) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
-def _broadcast_object(obj: Any, src: int, device: torch.device) -> Any:
-    import torch.distributed as dist
-
-    box = [obj]
-    dist.broadcast_object_list(box, src=src, device=device if device.type == "cuda" else None)
-    return box[0]
-
-
-def _barrier(device: torch.device) -> None:
-    """``dist.barrier`` on this rank's GPU under NCCL (``device_ids`` is NCCL-only)."""
-    import torch.distributed as dist
-
-    if device.type == "cuda" and dist.get_backend() == "nccl":
-        dist.barrier(device_ids=[device.index])
-    else:
-        dist.barrier()
-
-
-def _sync_rng_from_rank0(device: torch.device) -> None:
-    """Give every rank rank 0's global torch RNG state(s)."""
-    states = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        states["cuda"] = torch.cuda.get_rng_state(device)
-    states = _broadcast_object(states, 0, device)
-    torch.set_rng_state(states["cpu"])
-    if "cuda" in states:
-        torch.cuda.set_rng_state(states["cuda"], device)
-
-
 def train_distributed(
     config: TrainConfig,
     run_dir: str | pathlib.Path,
@@ -159,71 +125,27 @@ def train_distributed(
     backend: str | None = None,
     shard_eval: bool = False,
 ) -> runs.RunResult:
-    """Train ``config`` data-parallel across the processes of a torchrun launch.
+    """:func:`empirics.trainers.train` data-parallel across the processes of a torchrun launch
+    (``config.batch_size`` is the global batch); returns the RunResult on every rank.
 
-    Parameters
-    ----------
-    config : TrainConfig
-        ``batch_size`` is the **global** batch (split across processes).
-    run_dir : path
-        As in :func:`empirics.trainers.train` (written by rank 0 only).
-    resume : bool
-        Continue from ``checkpoints/last.pt`` (all ranks load it).
-    callbacks : sequence of callables
-        Epoch callbacks, run on rank 0 only.
-    backend : {"gloo", "nccl", "mpi"}, optional
-        Used when the process group is not initialised yet; default nccl on CUDA, gloo on CPU.
-    shard_eval : bool
-        Every rank evaluates its rows of each evaluation batch (sums all-reduced; same
-        metrics). Default: rank 0 evaluates everything.
-
-    Returns
-    -------
-    RunResult
-        On every rank (metrics read back from the run directory).
-
-    Raises
-    ------
-    ValueError
-        Not launched under torchrun, bad config, or a resume with a different config.
-    NonFiniteLossError
-        On every rank, when the global loss becomes NaN/inf.
+    ``backend`` ("gloo", "nccl" or "mpi"; default nccl on CUDA, gloo on CPU) is used when the
+    process group is not initialised yet. ValueError when not launched under torchrun; the
+    other errors are :func:`~empirics.trainers.train`'s, raised on every rank.
     """
-    import torch.distributed as dist
-
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     config.validate()
-    run_dir = pathlib.Path(run_dir)
     device = _local_device(config)
     if device.type == "cuda":
         # Before the process group: NCCL binds each rank's communicator to the current device.
         torch.cuda.set_device(device)
     rank, world, created = _init_process_group(backend, device.type)
     try:
-        group = TorchGroup(rank, world, device)
         return train(
-            config, run_dir, resume=resume, progress=False, callbacks=callbacks, group=group,
-            shard_eval=shard_eval,
+            config, run_dir, resume=resume, progress=False, callbacks=callbacks,
+            group=TorchGroup(rank, world, device), shard_eval=shard_eval,
         )  # fmt: skip
     finally:
         if created:
             dist.destroy_process_group()
-
-
-def _sync_bank_rows(bank: TEBank, idx: torch.Tensor, before: torch.Tensor, lo: int, hi: int):
-    """Share the TE-bank rows each rank updated: every rank ends with the global batch's rows."""
-    import torch.distributed as dist
-
-    mine = torch.zeros_like(before)
-    mine[lo:hi] = bank.bank[idx[lo:hi]]
-    mask = torch.zeros(len(idx), 1, dtype=before.dtype, device=before.device)
-    mask[lo:hi] = 1.0
-    dist.all_reduce(mine)
-    dist.all_reduce(mask)
-    # Rows nobody updated (TE not active yet) keep their old value; others are exact copies
-    # (a sum with zeros is exact).
-    bank.bank[idx] = torch.where(mask > 0, mine, before)
 
 
 class TorchGroup(Group):
@@ -236,16 +158,22 @@ class TorchGroup(Group):
         return shard_bounds(n, self.world)[self.rank]
 
     def all_reduce(self, t: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as dist
-
         dist.all_reduce(t)
         return t
 
     def broadcast(self, obj: Any) -> Any:
-        return _broadcast_object(obj, 0, self.device)
+        box = [obj]
+        dist.broadcast_object_list(
+            box, src=0, device=self.device if self.device.type == "cuda" else None
+        )
+        return box[0]
 
     def barrier(self) -> None:
-        _barrier(self.device)
+        """``dist.barrier`` on this rank's GPU under NCCL (``device_ids`` is NCCL-only)."""
+        if self.device.type == "cuda" and dist.get_backend() == "nccl":
+            dist.barrier(device_ids=[self.device.index])
+        else:
+            dist.barrier()
 
     def wrap(self, model: nn.Module, step_model: nn.Module) -> nn.Module:
         ids = [self.device.index] if self.device.type == "cuda" else None
@@ -254,10 +182,28 @@ class TorchGroup(Group):
         )
 
     def sync_rng(self) -> None:
-        _sync_rng_from_rank0(self.device)
+        cuda = self.device.type == "cuda"
+        states = self.broadcast(
+            {
+                "cpu": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(self.device) if cuda else None,
+            }
+        )
+        torch.set_rng_state(states["cpu"])
+        if cuda:
+            torch.cuda.set_rng_state(states["cuda"], self.device)
 
     def sync_bank(self, bank: TEBank, idx: torch.Tensor, before: torch.Tensor) -> None:
-        _sync_bank_rows(bank, idx, before, *self.shard(len(idx)))
+        """Share the TE-bank rows each rank updated: all end with the global batch's rows."""
+        lo, hi = self.shard(len(idx))
+        mine = torch.zeros_like(before)
+        mine[lo:hi] = bank.bank[idx[lo:hi]]
+        mask = torch.zeros(len(idx), 1, dtype=before.dtype, device=before.device)
+        mask[lo:hi] = 1.0
+        dist.all_reduce(mine)
+        dist.all_reduce(mask)
+        # Rows nobody updated (TE not active yet) keep their value; a sum with zeros is exact.
+        bank.bank[idx] = torch.where(mask > 0, mine, before)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

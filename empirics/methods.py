@@ -1,23 +1,13 @@
 """Training methods (SPEC E1, E3–E6): the loss of one batch, per ``config.method``.
 
-- ``"standard"``: cross-entropy on clean (augmented) inputs.
-- ``"pgd"``: Madry et al. (2018) PGD-AT, CE on PGD examples ([R20] training setting).
-- ``"fgsm-rs"``: Wong, Rice and Kolter (2020) FGSM with a uniform random start.
-- ``"trades"``: Zhang et al. (2019): CE(f(x), y) + β·KL(f(x') ‖ f(x)) (batch mean), with
-  x' from the TRADES KL attack.
-- ``"pgd-te"``, ``"trades-te"``: temporal ensembling of [P2], exactly as its official
-  ``loss.py`` (``PGD_TE``, ``TRADES_TE``) and ``train_te.py`` (SPEC E6):
-
-  * bank ``S`` (N × C) starts at zeros; in every epoch ``e >= start`` (1-based), per batch,
-    with the model in eval mode on the clean *augmented* batch,
-    ``S_i <- α S_i + (1 − α) softmax(f(x_i))`` and the target is ``t_i = S_i / Σ_c S_ic``;
-  * PGD-TE loss ``CE(f(x'), y) + w(e)·mean_{batch×classes}(softmax f(x') − t)²`` and the
-    same objective (per sample) inside the PGD attack;
-  * TRADES-TE attack objective ``β·KL(f(x') ‖ f(x)) + w(e)·mean_c(softmax f(x') − t)²`` per
-    sample, loss ``CE(f(x), y) + β·KL/B + w(e)·mean(softmax f(x) − t)²`` — the TE term on the
-    *natural* logits in the loss, as the official code has it;
-  * ``w(e) = te_weight · exp(−5 (1 − (e − start)/(end − start))²)`` for ``start <= e <= end``,
-    ``te_weight`` after ``end``, 0 before ``start``.
+``standard`` (CE on clean inputs), ``pgd`` (Madry et al. 2018, CE on PGD examples),
+``fgsm-rs`` (Wong, Rice and Kolter 2020), ``trades`` (Zhang et al. 2019: CE(f(x), y) +
+β·KL(f(x') ‖ f(x)), x' from the KL attack) and the temporal-ensembling variants ``pgd-te`` and
+``trades-te`` of [P2], exactly as its official ``loss.py`` and ``train_te.py`` (SPEC E6): a
+soft-label bank (:class:`TEBank`) updated on the clean augmented batch in eval mode once
+``e >= te_start_epoch``, and the penalty ``w(e)·mean(softmax − t)²`` (:func:`te_weight`,
+:func:`te_penalty`) in the attack objective and in the loss — on the adversarial logits for
+PGD-TE, on the *natural* logits in TRADES-TE's loss, as the official code has it.
 """
 
 from __future__ import annotations

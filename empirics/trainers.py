@@ -504,41 +504,6 @@ def initial_state(
     )
 
 
-@dataclass
-class DeviceTensors:
-    """The data of a run on its device, and the fixed subset used to evaluate on train."""
-
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    train_y_orig: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    val: tuple[torch.Tensor, torch.Tensor] | None
-    eval_train_idx: torch.Tensor | None
-
-
-def device_tensors(data: Any, config: TrainConfig, device: torch.device) -> DeviceTensors:
-    """Move a run's data to ``device`` and draw the ``eval_train_size`` subset (data seed)."""
-    train_y = data.train_y.to(device)
-    val = None
-    if data.val_x is not None:
-        val = (data.val_x.to(device), data.val_y.to(device))
-    eval_train_idx = None
-    if config.eval_train_size is not None and config.eval_train_size < len(train_y):
-        gen = torch.Generator().manual_seed(config.data_seed)
-        eval_train_idx = torch.randperm(len(train_y), generator=gen)[: config.eval_train_size]
-        eval_train_idx = eval_train_idx.to(device)
-    return DeviceTensors(
-        _to_memory_format(data.train_x.to(device), config),
-        train_y,
-        data.train_y_original.to(device),
-        data.test_x.to(device),
-        data.test_y.to(device),
-        val,
-        eval_train_idx,
-    )
-
-
 def apply_callbacks(
     callbacks: Sequence[Callback], ctx: EpochContext, model: nn.Module, row: dict[str, Any]
 ) -> None:
@@ -701,9 +666,16 @@ def train(
         # every rank rank 0's state at the end of each epoch (below); so does this.
         group.sync_rng()
 
-    t = device_tensors(data, config, device)
-    train_x, train_y, train_y_orig = t.train_x, t.train_y, t.train_y_orig
-    test_x, test_y, val, eval_train_idx = t.test_x, t.test_y, t.val, t.eval_train_idx
+    # The data on the device, and the fixed subset evaluated on train (data seed).
+    train_x = _to_memory_format(data.train_x.to(device), config)
+    train_y, train_y_orig = data.train_y.to(device), data.train_y_original.to(device)
+    test_x, test_y = data.test_x.to(device), data.test_y.to(device)
+    val = None if data.val_x is None else (data.val_x.to(device), data.val_y.to(device))
+    eval_train_idx = None
+    if config.eval_train_size is not None and config.eval_train_size < len(train_y):
+        gen = torch.Generator().manual_seed(config.data_seed)
+        eval_train_idx = torch.randperm(len(train_y), generator=gen)[: config.eval_train_size]
+        eval_train_idx = eval_train_idx.to(device)
 
     step_model = group.wrap(model, compiled_step_model(model, config))
     attack = METHODS[config.method].build_attack(config)

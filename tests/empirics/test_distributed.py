@@ -276,6 +276,32 @@ def test_world_size_one_is_bit_identical_to_train(tmp_path, single_rank_group):
     assert all(torch.equal(wa[k], wb[k]) for k in wb)
 
 
+@pytest.mark.slow
+def test_missing_select_metric_stops_every_rank(tmp_path):
+    """Rank 0's missing-metric error reaches every rank (no rank left in a collective)."""
+    config = _config("pgd", epochs=1, select_metric="train_no_such_metric")
+    config.save(tmp_path / "config.json")
+    proc = _torchrun(tmp_path / "config.json", tmp_path / "ddp")
+    assert proc.returncode != 0
+    assert proc.stderr.count("is not a metric of this run") == 2, proc.stderr[-4000:]
+
+
+@pytest.mark.slow
+def test_compile_applies_to_the_attacks_under_ddp(tmp_path, single_rank_group):
+    """compile=True under DDP: attack and evaluation forwards run the compiled module (the
+    training forward stays eager DDP); metrics equal the eager run up to rounding."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    config = _config("pgd", epochs=1, compile=True, compile_mode="max-autotune-no-cudagraphs")
+    ddp = train_distributed(config, tmp_path / "ddp1").metrics[-1]
+    assert counters["stats"]["unique_graphs"] >= 1
+    eager = train(_config("pgd", epochs=1), tmp_path / "eager", progress=False).metrics[-1]
+    assert ddp["train_objective"] == pytest.approx(eager["train_objective"], rel=1e-4)
+    assert ddp["test_robust_acc"] == pytest.approx(eager["test_robust_acc"], abs=2 / 64)
+
+
 def test_launcher_user_errors_exit_2(tmp_path, monkeypatch, capsys):
     from empirics.distributed import main
 
@@ -313,10 +339,10 @@ def test_step_totals_stay_on_the_loss_device():
 def test_barrier_names_the_gpu_under_nccl_only(monkeypatch, device, backend, expected):
     import torch.distributed as dist
 
-    from empirics.distributed import _barrier
+    from empirics.distributed import TorchGroup
 
     calls = []
     monkeypatch.setattr(dist, "get_backend", lambda *a, **k: backend)
     monkeypatch.setattr(dist, "barrier", lambda **kw: calls.append(kw))
-    _barrier(torch.device(device))
+    TorchGroup(0, 1, torch.device(device)).barrier()
     assert calls == [expected]

@@ -522,24 +522,19 @@ def apply_callbacks(
 
 
 def select_best(
-    config: TrainConfig,
-    row: dict[str, Any],
-    epoch: int,
-    best: dict[str, Any],
-    *,
-    require_metric: bool,
+    config: TrainConfig, row: dict[str, Any], epoch: int, best: dict[str, Any]
 ) -> tuple[dict[str, Any], bool]:
     """Return the best-epoch record after ``row`` and whether ``epoch`` is the new best.
 
     The record names ``config.select_metric``, its value, the epoch and the split it was
-    selected on (test / validation / train). With ``require_metric``, an evaluated epoch
-    whose row lacks the metric raises ValueError listing the available ones.
+    selected on (test / validation / train). An evaluated epoch whose row lacks the metric
+    raises ValueError listing the available ones.
     """
     if config.select_metric is None:
         return best, False
     value = row.get(config.select_metric)
     if value is None:
-        if require_metric and epoch % config.eval_every == 0:
+        if epoch % config.eval_every == 0:
             raise ValueError(
                 f"select_metric={config.select_metric!r} is not a metric of this run; "
                 f"available: {sorted(row)}"
@@ -799,6 +794,10 @@ def train(
         row["time_train_s"] = train_time
         row["time_eval_s"] = time.perf_counter() - t1
 
+        steps = [
+            {"epoch": e, "step": st, "lr": lr_, "loss": float(lv), "grad_norm": float(g)}
+            for (e, st, lr_), lv, g in zip(step_rows, loss_values, gnorm_values, strict=True)
+        ]
         failure = None
         try:  # rank 0: callbacks, best selection, rows and checkpoints written
             if lead:
@@ -809,23 +808,9 @@ def train(
                     eval_attack=eval_attack, te_bank=bank,
                 )  # fmt: skip
                 apply_callbacks(callbacks, ctx, model, row)
-                best, is_new_best = select_best(config, row, epoch, best, require_metric=True)
+                best, is_new_best = select_best(config, row, epoch, best)
                 row["is_best"] = bool(best) and best.get("epoch") == epoch
-                runs.append_jsonl(
-                    paths.steps,
-                    [
-                        {
-                            "epoch": e,
-                            "step": st,
-                            "lr": lr_,
-                            "loss": float(lv),
-                            "grad_norm": float(g),
-                        }
-                        for (e, st, lr_), lv, g in zip(
-                            step_rows, loss_values, gnorm_values, strict=True
-                        )
-                    ],
-                )
+                runs.append_jsonl(paths.steps, steps)
                 runs.append_jsonl(paths.metrics, [row])
                 payload = _state_payload(
                     config=config, epoch=epoch, global_step=global_step, model=model,
@@ -850,7 +835,6 @@ def train(
     if lead:
         runs.set_status(paths, "completed", epochs=config.epochs)
     group.barrier()
-    best_ckpt = paths.best(config) if best else None
     return runs.RunResult(
         run_dir=paths.root,
         config=config,
@@ -858,7 +842,7 @@ def train(
         metrics_path=paths.metrics,
         steps_path=paths.steps,
         last_checkpoint=paths.last,
-        best_checkpoint=best_ckpt,
+        best_checkpoint=paths.best(config) if best else None,
         best=best,
     )
 

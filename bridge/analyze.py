@@ -30,7 +30,6 @@ what they passed, a named :class:`AnalyzeWarning` subclass is issued instead.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import importlib.util
 import logging
@@ -446,17 +445,12 @@ class Analysis:
             }
             for k, c in self.flatness.items()
         }
-        b1 = None
-        if self.b1 is not None:
-            b1 = {
-                k: (v.as_dict() if isinstance(v, Estimate) else v) for k, v in vars(self.b1).items()
-            }
-        b2 = None
-        if self.b2 is not None:
-            b2 = {
-                k: (v.as_dict() if isinstance(v, Estimate) else v) for k, v in vars(self.b2).items()
-            }
-            b2["vacuous"] = self.b2.vacuous
+
+        def fields(obj: Any) -> dict[str, Any]:
+            return {k: v.as_dict() if isinstance(v, Estimate) else v for k, v in vars(obj).items()}
+
+        b1 = None if self.b1 is None else fields(self.b1)
+        b2 = None if self.b2 is None else {**fields(self.b2), "vacuous": self.b2.vacuous}
         return {
             "label": self.label,
             "epoch": self.epoch,
@@ -1494,36 +1488,8 @@ def run_checkpoints(run_dir: Any) -> list[RunCheckpoint]:
 def model_from_checkpoint(config: Any, path: Any, *, device: str = "cpu") -> nn.Module:
     """Build the run's architecture and load the weights of one checkpoint (safely)."""
     from empirics.checkpoint import load_checkpoint
-    from empirics.models import build_model
-    from empirics.trainers import prepare_data
+    from empirics.complexity import initial_model
 
-    payload = load_checkpoint(path, map_location=device)
-    data = prepare_data(config)
-    model = build_model(config.model, data.num_classes, data.in_shape, **config.model_kwargs)
-    model.load_state_dict(payload["model"])
-    return model.to(device).eval()
-
-
-def init_model_of_run(config: Any, run_dir: Any, *, device: str = "cpu") -> nn.Module:
-    """The run's model at initialization, re-created as the trainer creates it (same seed).
-
-    Uses :func:`empirics.trainers.initial_state` without resuming and without writing files;
-    the global torch, numpy and Python RNG states are restored afterwards.
-    """
-    import pathlib
-    import random
-
-    from empirics import runs
-    from empirics.trainers import initial_state
-
-    cfg = copy.deepcopy(config)
-    cfg.device = "cpu"
-    py_state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002
-    with torch.random.fork_rng(devices=[]):
-        state = initial_state(
-            cfg, torch.device("cpu"), runs.RunPaths(pathlib.Path(run_dir)), resume=False,
-            write_files=False,
-        )  # fmt: skip
-    random.setstate(py_state)
-    np.random.set_state(np_state)  # noqa: NPY002
-    return state.model.to(device).eval()
+    model = initial_model(config, device=device)
+    model.load_state_dict(load_checkpoint(path, map_location=device)["model"])
+    return model

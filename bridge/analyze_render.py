@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from bridge import render
 from bridge.analyze import Analysis
-from bridge.render import CSS, format_number, html_table, json_safe, md_table, png_data_uri
+from bridge.render import FIGURES_DIR, format_number, json_safe
 from bridge.stats import Estimate
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ MARKDOWN_FILE = "report.md"
 JSON_FILE = "report.json"
 CSV_FILE = "numbers.csv"
 PER_EXAMPLE_FILE = "per_example.csv"
-FIGURES_DIR = "figures"
 #: Resolution of the PNG files, as the report's figures (bridge.plots.DPI).
 DPI: int = 110
 #: Smallest value drawn on a log axis (a non-positive measured gap is drawn there).
@@ -71,50 +71,8 @@ def ci_text(est: Estimate, scale: float = 1.0) -> str:
 
 # ============================================================================ output folder
 def check_output_dir(out_dir: str | pathlib.Path, *, force: bool = False) -> dict[str, Any] | None:
-    """Raise unless ``out_dir`` may be written; return a previous analysis' marker, if any.
-
-    Creates nothing, so a command rejected later leaves no folder behind.
-
-    Raises
-    ------
-    FileExistsError
-        ``out_dir`` is a file, or a non-empty folder that is no previous analysis (and not
-        ``force``).
-    """
-    out = pathlib.Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"out={out} exists and is not a folder")
-    if not (out.is_dir() and any(out.iterdir())):
-        return None
-    previous = None
-    marker = out / MARKER_FILE
-    if marker.is_file():
-        try:
-            previous = json.loads(marker.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            previous = None
-    if isinstance(previous, dict) and previous.get("kind") == MARKER_KIND:
-        return previous
-    if not force:
-        raise FileExistsError(
-            f"out={out} is not empty and holds no previous robmem analysis; choose an "
-            "empty or new folder, or pass --force to write into it (no file is deleted)"
-        )
-    return None
-
-
-def prepare_output_dir(out_dir: str | pathlib.Path, *, force: bool = False) -> pathlib.Path:
-    """Create ``out_dir`` after :func:`check_output_dir`; remove only the files a previous
-    analysis listed in its marker."""
-    out = pathlib.Path(out_dir)
-    previous = check_output_dir(out, force=force)
-    if previous is not None:
-        for rel in previous.get("files", []):
-            path = (out / rel).resolve()
-            if out.resolve() in path.parents and path.is_file():
-                path.unlink()
-    (out / FIGURES_DIR).mkdir(parents=True, exist_ok=True)
-    return out
+    """:func:`bridge.render.check_output_dir` for an analysis folder (refused before any work)."""
+    return render.check_output_dir(out_dir, MARKER_FILE, MARKER_KIND, force=force)
 
 
 # ============================================================================ figures
@@ -435,13 +393,11 @@ def build_sections(analyses: Sequence[Analysis], figures: pathlib.Path) -> list[
             for x in analyses:
                 xb = x.b1
                 assert xb is not None
-                sec.table.append(
-                    {"quantity": f"per epoch: {x.label}", "value": xb.robust_loss_gap.mean,
-                     "ci_low": xb.robust_loss_gap.low, "ci_high": xb.robust_loss_gap.high,
-                     "n": xb.robust_loss_gap.n, "method": "welch",
-                     "unit": f"nats (first-order {format_number(xb.first_order_bound)}, "
-                             f"Thm 6.3 shape {format_number(xb.thm63_shape)})"}
-                )  # fmt: skip
+                unit = (
+                    f"nats (first-order {format_number(xb.first_order_bound)}, "
+                    f"Thm 6.3 shape {format_number(xb.thm63_shape)})"
+                )
+                sec.table.append(_est_row(f"per epoch: {x.label}", xb.robust_loss_gap, unit))
         sec.figures.append(figure_b1(analyses, figures))
         sec.notes.append(
             "Thm 6.3 has unknown constants; drawn with C = 1 and C(D,L) = 0. The first-order "
@@ -550,9 +506,6 @@ def render_html(meta: dict[str, Any], sections: list[Section], out: pathlib.Path
     """The self-contained page (figures inlined)."""
     esc = html.escape
     parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>robmem analyze: {esc(meta['source'])}</title>",
-        f"<style>{CSS}</style></head><body>",
         f"<h1>robmem analyze: <code>{esc(meta['source'])}</code></h1>",
         f"<p>Generated {esc(meta['generated_utc'])} in {meta['wall_s']:.1f} s. Model: "
         f"{esc(meta['model'])}. Data: {esc(meta['data'])}. Threat model: "
@@ -566,31 +519,15 @@ def render_html(meta: dict[str, Any], sections: list[Section], out: pathlib.Path
             f"<td>{esc(s.summary)}</td></tr>"
         )
     parts.append("</table>")
-    for note in meta["notes"]:
-        parts.append(f"<p><i>Note.</i> {esc(note)}</p>")
+    parts += render.html_notes(meta["notes"])
     for s in sections:
         parts.append(f"<section id='{s.id}'><h2>{s.id}. {esc(s.title)}</h2>")
         if s.what:
             parts.append(f"<p class='crit'><b>What it measures.</b> {esc(s.what)}</p>")
         parts.append(f"<p>{esc(s.summary)}</p>")
-        if s.numbers:
-            rows = "".join(
-                f"<tr><td>{esc(k)}</td><td>{esc(format_number(v))}</td></tr>"
-                for k, v in s.numbers.items()
-            )
-            parts.append(f"<table><tr><th>number</th><th>value</th></tr>{rows}</table>")
-        parts.append(html_table(s.table))
-        for fname, caption in s.figures:
-            uri = png_data_uri(out / FIGURES_DIR / fname)
-            parts.append(
-                f"<figure><img src='{uri}' alt='{esc(fname)}'>"
-                f"<figcaption>{esc(caption)}</figcaption></figure>"
-            )
-        for note in s.notes:
-            parts.append(f"<p><i>Note.</i> {esc(note)}</p>")
+        parts += render.html_details(s.numbers, s.table, s.figures, s.notes, out)
         parts.append(f"<p>Re-create: <code>{esc(meta['command'])}</code></p></section>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return render.html_page(f"robmem analyze: {meta['source']}", parts)
 
 
 def render_markdown(meta: dict[str, Any], sections: list[Section]) -> str:
@@ -608,21 +545,13 @@ def render_markdown(meta: dict[str, Any], sections: list[Section]) -> str:
         summary = s.summary.replace("|", "\\|")
         lines.append(f"| {s.id} | {s.title} | {summary} |")
     lines.append("")
-    lines += [f"*Note.* {n}\n" for n in meta["notes"]]
+    lines += render.md_notes(meta["notes"])
     for s in sections:
         lines += ["", f"## {s.id}. {s.title}", ""]
         if s.what:
             lines += [f"**What it measures.** {s.what}", ""]
         lines += [s.summary, ""]
-        if s.numbers:
-            lines += ["| number | value |", "|---|---|"]
-            lines += [f"| {k} | {format_number(v)} |" for k, v in s.numbers.items()]
-            lines.append("")
-        if s.table:
-            lines += [md_table(s.table), ""]
-        for fname, caption in s.figures:
-            lines += [f"![{fname}]({FIGURES_DIR}/{fname})", "", f"*{caption}*", ""]
-        lines += [f"*Note.* {n}\n" for n in s.notes]
+        lines += render.md_details(s.numbers, s.table, s.figures, s.notes)
         lines += [f"Re-create: `{meta['command']}`", ""]
     return "\n".join(lines) + "\n"
 
@@ -671,7 +600,7 @@ def write_analysis(
     """
     if not analyses:
         raise ValueError("analyses must hold at least one Analysis (length in [1, inf))")
-    out = prepare_output_dir(out_dir, force=force)
+    out = render.prepare_output_dir(out_dir, MARKER_FILE, MARKER_KIND, force=force)
     figures = out / FIGURES_DIR
     sections = build_sections(list(analyses), figures)
     a = analyses[-1]

@@ -36,16 +36,12 @@ import warnings
 import zipfile
 from typing import TYPE_CHECKING, Any
 
+from bridge.cmd_train import parse_float, parse_json_object
+
 if TYPE_CHECKING:
     from torch import nn
 
 EPOCH_CHOICES = ("last", "best", "all")
-
-
-def _fraction(text: str) -> float:
-    from bridge.cmd_train import parse_float
-
-    return parse_float(text)
 
 
 def _int_list(text: str) -> list[int]:
@@ -62,17 +58,7 @@ def _float_list(text: str) -> list[float]:
     parts = [p for p in text.replace(" ", ",").split(",") if p.strip()]
     if not parts:
         raise argparse.ArgumentTypeError("needs at least one number")
-    return [_fraction(p) for p in parts]
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not a JSON object: {text!r}") from exc
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"not a JSON object: {text!r}")
-    return value
+    return [parse_float(p) for p in parts]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -100,7 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--arch", default=None, help="built-in model name of a state dict (e.g. mlp, lenet5)"
     )
-    g.add_argument("--model-kwargs", type=_json_object, default=None, help="JSON options of --arch")
+    g.add_argument(
+        "--model-kwargs", type=parse_json_object, default=None, help="JSON options of --arch"
+    )
     g.add_argument(
         "--init",
         default=None,
@@ -124,12 +112,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--data-seed", type=int, default=None, help="seed of the split and subsets")
     a = p.add_argument_group("attack")
     a.add_argument(
-        "--eps", type=_fraction, default=None, help="radius, pixel units (e.g. 0.1 or 8/255)"
+        "--eps", type=parse_float, default=None, help="radius, pixel units (e.g. 0.1 or 8/255)"
     )
     a.add_argument("--norm", choices=("inf", "2"), default=None, help="threat norm")
     a.add_argument("--steps", type=int, default=None, help="PGD steps (default 10 / the run's)")
     a.add_argument(
-        "--step-size", type=_fraction, default=None, help="PGD step, pixel units (default ε/4)"
+        "--step-size", type=parse_float, default=None, help="PGD step, pixel units (default ε/4)"
     )
     a.add_argument("--restarts", type=int, default=None, help="PGD restarts per seed")
     a.add_argument(
@@ -312,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``robmem analyze``: progress to stderr, a summary to stdout."""
     import torch
 
-    from bridge.analyze import analyze, init_model_of_run, model_from_checkpoint
+    from bridge.analyze import analyze, model_from_checkpoint
     from bridge.analyze_render import check_output_dir, write_analysis
     from empirics.trainers import resolve_device
 
@@ -339,6 +327,7 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     analyses = []
     if source.is_dir():
+        from empirics.complexity import initial_model
         from empirics.config import TrainConfig
         from empirics.runs import RunPaths
         from empirics.trainers import build_eval_attack, prepare_data
@@ -360,7 +349,7 @@ def run(args: argparse.Namespace) -> int:
                 dict(config.model_kwargs), data,
             )  # fmt: skip
         elif not args.no_init:
-            init = init_model_of_run(config, source)
+            init = initial_model(config)
         from empirics.data import DatasetSplit
 
         split = DatasetSplit(

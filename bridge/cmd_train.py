@@ -66,7 +66,8 @@ def _optional(parse):
     return inner
 
 
-def _parse_dict(text: str) -> dict:
+def parse_json_object(text: str) -> dict:
+    """Parse a JSON object (``'{"hidden": [64]}'``)."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -107,7 +108,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             kwargs["type"] = int
             kwargs["metavar"] = "EPOCH"
         elif origin is dict:
-            kwargs["type"] = _parse_dict
+            kwargs["type"] = parse_json_object
             kwargs["metavar"] = "JSON"
         else:
             parse = {int: int, float: parse_float, str: str}[origin]

@@ -1,4 +1,5 @@
-"""What every page the suite writes shares: number formatting, tables, inlined figures, CSS.
+"""What every page the suite writes shares: the output folder, number formatting, tables,
+inlined figures, CSS and the page's parts.
 
 Used by the claim report (:mod:`bridge.report`) and ``robmem analyze``
 (:mod:`bridge.analyze_render`), so that both look and read alike.
@@ -8,11 +9,15 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import math
 import pathlib
 from typing import Any
 
 import numpy as np
+
+#: Folder of the PNG files, inside every output folder.
+FIGURES_DIR = "figures"
 
 #: Significant digits of numbers in the tables (JSON keeps full precision).
 TABLE_DIGITS: int = 4
@@ -100,3 +105,119 @@ def md_table(rows: list[dict[str, Any]]) -> str:
         cells = (format_number(r.get(c)).replace("|", "\\|") for c in cols)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# ============================================================================ output folder
+def check_output_dir(
+    out_dir: str | pathlib.Path, marker_file: str, kind: str, *, force: bool = False
+) -> dict[str, Any] | None:
+    """Raise unless ``out_dir`` may be written; return the marker of a previous output of the
+    same ``kind`` (e.g. ``"robmem-report"``) found in it, if any.
+
+    Creates nothing, so a command rejected later leaves no folder behind.
+
+    Raises
+    ------
+    FileExistsError
+        ``out_dir`` is a file, or a non-empty folder that holds no previous output of ``kind``
+        (and not ``force``).
+    """
+    out = pathlib.Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"out={out} exists and is not a folder")
+    if not (out.is_dir() and any(out.iterdir())):
+        return None
+    try:
+        previous = json.loads((out / marker_file).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        previous = None
+    if isinstance(previous, dict) and previous.get("kind") == kind:
+        return previous
+    if not force:
+        raise FileExistsError(
+            f"out={out} is not empty and holds no previous {kind.replace('-', ' ')}; choose an "
+            "empty or new folder, or pass --force to write into it (no file is deleted)"
+        )
+    return None
+
+
+def prepare_output_dir(
+    out_dir: str | pathlib.Path, marker_file: str, kind: str, *, force: bool = False
+) -> pathlib.Path:
+    """Create ``out_dir`` and its figures folder after :func:`check_output_dir`; remove only
+    the files a previous output of the same kind listed in its marker."""
+    out = pathlib.Path(out_dir)
+    previous = check_output_dir(out, marker_file, kind, force=force)
+    if previous is not None:
+        for rel in previous.get("files", []):
+            path = (out / rel).resolve()
+            if out.resolve() in path.parents and path.is_file():
+                path.unlink()
+    (out / FIGURES_DIR).mkdir(parents=True, exist_ok=True)
+    return out
+
+
+# ============================================================================ page parts
+def html_page(title: str, body: list[str]) -> str:
+    """A self-contained HTML page: head with ``title`` and the CSS, then ``body``, a part a line."""
+    head = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{CSS}</style></head><body>",
+    ]
+    return "\n".join([*head, *body, "</body></html>"])
+
+
+def html_notes(notes: list[str]) -> list[str]:
+    return [f"<p><i>Note.</i> {html.escape(note)}</p>" for note in notes]
+
+
+def html_details(
+    numbers: dict[str, Any],
+    table: list[dict[str, Any]],
+    figures: list[tuple[str, str]],
+    notes: list[str],
+    out: pathlib.Path,
+    numbers_attrs: str = "",
+) -> list[str]:
+    """A section's numbers, table, figures (``(file name, caption)``, read from
+    ``out/figures`` and inlined) and notes, as HTML parts."""
+    esc = html.escape
+    parts = []
+    if numbers:
+        rows = "".join(
+            f"<tr><td>{esc(k)}</td><td>{esc(format_number(v))}</td></tr>"
+            for k, v in numbers.items()
+        )
+        parts.append(f"<table{numbers_attrs}><tr><th>number</th><th>value</th></tr>{rows}</table>")
+    parts.append(html_table(table))
+    for name, caption in figures:
+        uri = png_data_uri(out / FIGURES_DIR / name)
+        parts.append(
+            f"<figure><img src='{uri}' alt='{esc(name)}'>"
+            f"<figcaption>{esc(caption)}</figcaption></figure>"
+        )
+    return parts + html_notes(notes)
+
+
+def md_notes(notes: list[str]) -> list[str]:
+    return [line for note in notes for line in (f"*Note.* {note}", "")]
+
+
+def md_details(
+    numbers: dict[str, Any],
+    table: list[dict[str, Any]],
+    figures: list[tuple[str, str]],
+    notes: list[str],
+) -> list[str]:
+    """The Markdown twin of :func:`html_details` (figures linked from ``figures/``), as lines."""
+    lines = []
+    if numbers:
+        lines += ["| number | value |", "|---|---|"]
+        lines += [f"| {k} | {format_number(v)} |" for k, v in numbers.items()]
+        lines.append("")
+    if table:
+        lines += [md_table(table), ""]
+    for name, caption in figures:
+        lines += [f"![{name}]({FIGURES_DIR}/{name})", "", f"*{caption}*", ""]
+    return lines + md_notes(notes)

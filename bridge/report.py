@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge import render
 from bridge.cache import RunCache
 from bridge.claims.runs import merge_requests, recorded_seconds, run_requests
 from bridge.criteria import AMENDMENTS, criteria_table
@@ -49,7 +50,7 @@ from bridge.registry import (
     check_tier,
     select_claims,
 )
-from bridge.render import CSS, format_number, html_table, json_safe, md_table, png_data_uri
+from bridge.render import FIGURES_DIR, format_number, html_table, json_safe, md_table
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,6 @@ HTML_FILE = "index.html"
 MARKDOWN_FILE = "report.md"
 JSON_FILE = "report.json"
 CSV_FILE = "numbers.csv"
-FIGURES_DIR = "figures"
 
 _VERDICT_COLOURS = {
     "reproduced": "#1b7a2e",
@@ -101,51 +101,6 @@ class Report:
 
     def verdicts(self) -> dict[str, str]:
         return {o.claim.id: o.result.verdict for o in self.outcomes}
-
-
-def _is_previous_report(out_dir: pathlib.Path) -> dict[str, Any] | None:
-    marker = out_dir / MARKER_FILE
-    if not marker.is_file():
-        return None
-    try:
-        data = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    if not isinstance(data, dict) or data.get("kind") != MARKER_KIND:
-        return None
-    return data
-
-
-def prepare_output_dir(out_dir: str | pathlib.Path, *, force: bool = False) -> pathlib.Path:
-    """Check and create ``out_dir``; remove only files a previous robmem report listed.
-
-    Raises
-    ------
-    FileExistsError
-        ``out_dir`` is a file, or a non-empty folder that is not a previous robmem report
-        (unless ``force``).
-    """
-    out = pathlib.Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"out={out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        previous = _is_previous_report(out)
-        if previous is None and not force:
-            raise FileExistsError(
-                f"out={out} is not empty and holds no previous robmem report; choose an "
-                "empty or new folder, or pass --force to write into it (no file is deleted)"
-            )
-        if previous is not None:
-            for rel in previous.get("files", []):
-                path = (out / rel).resolve()
-                if out.resolve() in path.parents and path.is_file():
-                    path.unlink()
-    (out / FIGURES_DIR).mkdir(parents=True, exist_ok=True)
-    # Mark the folder as a report now, so that a run killed before it finishes can be re-run
-    # into the same folder (the final marker, written last, lists every file written).
-    in_progress = {"kind": MARKER_KIND, "state": "in progress", "files": []}
-    (out / MARKER_FILE).write_text(json.dumps(in_progress, indent=1) + "\n")
-    return out
 
 
 def recreate_command(tier: str, claim_id: str, out_dir: str = "report") -> str:
@@ -324,9 +279,6 @@ def render_html(
     """The self-contained HTML page (figures inlined as base64 PNG)."""
     esc = html.escape
     parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>robmem report ({esc(report_meta['tier'])} tier)</title>",
-        f"<style>{CSS}</style></head><body>",
         f"<h1>robmem report: <code>{esc(report_meta['tier'])}</code> tier</h1>",
         f"<p>Generated {esc(report_meta['generated_utc'])} on {esc(report_meta['host'])} in "
         f"{report_meta['wall_s']:.1f} s. Command: <code>{esc(report_meta['command'])}</code>. "
@@ -368,27 +320,11 @@ def render_html(
             parts.append(
                 "<p><b>Readings.</b> " + esc("; ".join(f"{n}: {v}" for n, v in r.readings)) + "</p>"
             )
-        if r.numbers:
-            rows = "".join(
-                f"<tr><td>{esc(k)}</td><td>{esc(format_number(v))}</td></tr>"
-                for k, v in r.numbers.items()
-            )
-            parts.append(
-                f"<table class='numbers'><tr><th>number</th><th>value</th></tr>{rows}</table>"
-            )
-        parts.append(html_table(r.table))
-        for f in r.figures:
-            uri = png_data_uri(out / FIGURES_DIR / f.filename)
-            parts.append(
-                f"<figure><img src='{uri}' alt='{esc(f.filename)}'>"
-                f"<figcaption>{esc(f.caption)}</figcaption></figure>"
-            )
-        for note in r.notes:
-            parts.append(f"<p><i>Note.</i> {esc(note)}</p>")
+        figures = [(f.filename, f.caption) for f in r.figures]
+        parts += render.html_details(r.numbers, r.table, figures, r.notes, out, " class='numbers'")
         parts.append(f"<p>Re-create: <code>{esc(o.command)}</code> ({esc(time_text(o))})</p>")
         parts.append("</section>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return render.html_page(f"robmem report ({report_meta['tier']} tier)", parts)
 
 
 def render_markdown(report_meta: dict[str, Any], outcomes: list[ClaimOutcome]) -> str:
@@ -429,16 +365,9 @@ def render_markdown(report_meta: dict[str, Any], outcomes: list[ClaimOutcome]) -
             lines += ["**Estimates behind the verdict.**", "", md_table(estimate_rows(r)), ""]
         if r.readings:
             lines += ["**Readings.** " + "; ".join(f"{n}: {v}" for n, v in r.readings), ""]
-        if r.numbers:
-            lines += ["| number | value |", "|---|---|"]
-            lines += [f"| {k} | {format_number(v)} |" for k, v in r.numbers.items()]
-            lines.append("")
-        if r.table:
-            lines += [md_table(r.table), ""]
-        for f in r.figures:
-            lines += [f"![{f.filename}]({FIGURES_DIR}/{f.filename})", "", f"*{f.caption}*", ""]
-        for note in r.notes:
-            lines += [f"*Note.* {note}", ""]
+        lines += render.md_details(
+            r.numbers, r.table, [(f.filename, f.caption) for f in r.figures], r.notes
+        )
         lines += [f"Re-create: `{o.command}` ({time_text(o)})", ""]
     return "\n".join(lines) + "\n"
 
@@ -513,7 +442,11 @@ def build_report(
 
         TrainConfig(device=device)  # ValueError naming `device` and its allowed values
     claims = select_claims(claim_ids)
-    out = prepare_output_dir(out_dir, force=force)
+    out = render.prepare_output_dir(out_dir, MARKER_FILE, MARKER_KIND, force=force)
+    # Mark the folder as a report now, so that a run killed before it finishes can be re-run
+    # into the same folder (the final marker, written last, lists every file written).
+    in_progress = {"kind": MARKER_KIND, "state": "in progress", "files": []}
+    (out / MARKER_FILE).write_text(json.dumps(in_progress, indent=1) + "\n")
     cache = cache if cache is not None else RunCache()
     start = time.perf_counter()
     outcomes = evaluate_claims(

@@ -300,20 +300,21 @@ class TrainConfig:
         return {k: (a[k], b[k]) for k in a if k not in ignore and a[k] != b[k]}
 
 
+#: What every preset shares: CIFAR-10, PGD-10 at 8/255 with step 2/255, batch 128, lr 0.1.
+_CIFAR10_PGD10: dict[str, Any] = dict(
+    dataset="cifar10", epsilon=8 / 255, attack_steps=10, attack_step_size=2 / 255,
+    batch_size=128, lr=0.1,
+)  # fmt: skip
+
 #: The papers' settings (documented choices; every key is a TrainConfig field).
 PRESETS: dict[str, dict[str, Any]] = {
     # [R20] train_cifar.py defaults: PreActResNet-18, PGD-10 at 8/255 step 2/255, 200 epochs,
     # piecewise lr 0.1 -> 0.01 (epoch 100) -> 0.001 (epoch 150), wd 5e-4, crop+flip.
     "rice-cifar10-pgd": dict(
-        dataset="cifar10",
+        **_CIFAR10_PGD10,
         model="preactresnet18",
         method="pgd",
-        epsilon=8 / 255,
-        attack_steps=10,
-        attack_step_size=2 / 255,
         epochs=200,
-        batch_size=128,
-        lr=0.1,
         weight_decay=5e-4,
         schedule="piecewise",
         augment=True,
@@ -321,15 +322,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # [P2] train_te.py defaults: ResNet-18, PGD-10, 200 epochs, MultiStepLR [100, 150],
     # wd 5e-4, crop+flip, TE alpha 0.9, start 90, end 150, weight 300.
     "dong-cifar10-pgd-te": dict(
-        dataset="cifar10",
+        **_CIFAR10_PGD10,
         model="resnet18",
         method="pgd-te",
-        epsilon=8 / 255,
-        attack_steps=10,
-        attack_step_size=2 / 255,
         epochs=200,
-        batch_size=128,
-        lr=0.1,
         weight_decay=5e-4,
         schedule="multistep",
         milestones=[100, 150],
@@ -342,16 +338,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # [P2] train.py README command for random labels: WRN-28-10, no augmentation, wd 0,
     # 300 epochs, StepLR(100, 0.1), label noise 1.0.
     "dong-cifar10-random-labels": dict(
-        dataset="cifar10",
+        **_CIFAR10_PGD10,
         model="wrn",
         model_kwargs={"depth": 28, "widen": 10},
         method="pgd",
-        epsilon=8 / 255,
-        attack_steps=10,
-        attack_step_size=2 / 255,
         epochs=300,
-        batch_size=128,
-        lr=0.1,
         weight_decay=0.0,
         schedule="multistep",
         milestones=[100, 200],

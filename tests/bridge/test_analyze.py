@@ -20,13 +20,13 @@ from bridge.analyze import (
     _welch_difference,
     analyze,
     epoch_checkpoint_callback,
-    init_model_of_run,
     layered_architecture,
     model_from_checkpoint,
     run_checkpoints,
 )
 from bridge.analyze_render import HTML_FILE, JSON_FILE, MARKER_FILE, write_analysis
 from bridge.stats import fraction_ci
+from empirics.complexity import initial_model
 
 # Small settings: every analysis in this file takes well under a second.
 FAST = dict(steps=3, landscape_samples=12, landscape_steps=2, pac_bayes=False, batch_size=32)
@@ -367,14 +367,14 @@ def test_epoch_checkpoints_are_listed_once_per_epoch(tiny_run) -> None:
     assert set(saved[-1].names) == {"epoch-0002.pt", "last.pt"}
 
 
-def test_init_model_of_run_is_the_trainers_initialization(tiny_run) -> None:
+def test_initial_model_is_the_trainers_initialization(tiny_run) -> None:
     """With lr = 0 the trained weights never move, so every checkpoint holds the init."""
     cfg, run_dir = tiny_run
     import random
 
     rng, py_rng = torch.get_rng_state(), random.getstate()
     np_rng = np.random.get_state()  # noqa: NPY002 - the legacy global state is what we check
-    init = init_model_of_run(cfg, run_dir)
+    init = initial_model(cfg)
     # the caller's RNGs are left alone
     assert torch.equal(torch.get_rng_state(), rng) and random.getstate() == py_rng
     assert np.array_equal(np.random.get_state()[1], np_rng[1])  # noqa: NPY002

@@ -179,3 +179,16 @@ def test_call_time_loss_fn_is_the_constructor_one() -> None:
         torch.manual_seed(1)
         default = build()(model, x, y)
         assert torch.equal(got, want) and not torch.equal(got, default)
+
+
+def test_an_empty_batch_or_zero_steps_draws_nothing() -> None:
+    """Without ``rows`` an empty batch draws no start (as before); with zero steps no attack
+    draws, sharded or not."""
+    model = Linear(torch.randn(4))
+    x, y = torch.rand(3, 4), torch.zeros(3, dtype=torch.long)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    PGD(0.1, 0.03, 2)(model, x[:0], y[:0])
+    PGD(0.1, 0.03, 0)(model, x, y, rows=(2, 5, 7))
+    PGD(0.1, 0.03, 0)(model, x[:0], y[:0], rows=(7, 7, 7))
+    assert torch.equal(torch.get_rng_state(), state)

@@ -256,7 +256,7 @@ class Attack:
         rows: tuple[int, int, int] | None = None,
     ) -> torch.Tensor:
         if rows is not None and not (
-            0 <= rows[0] <= rows[1] <= rows[2] and rows[1] - rows[0] == len(x)
+            0 <= rows[0] and rows[1] <= rows[2] and rows[1] - rows[0] == len(x)
         ):
             raise ValueError(
                 f"rows must be (lo, hi, n), 0 <= lo <= hi <= n, hi - lo = len(x): {rows}"
@@ -318,7 +318,7 @@ def _draw(
     """``fill(torch.empty_like(like))``; with ``rows=(lo, hi, n)``, where ``like`` holds rows
     ``lo:hi`` of each of ``restarts`` blocks of a batch of ``n``, fill the whole ``restarts·n``
     rows (same shape, dtype and memory format, hence the same numbers) and keep ``like``'s."""
-    if rows is None or (rows[0] == 0 and rows[1] == rows[2]):
+    if rows is None:
         return fill(torch.empty_like(like))
     lo, hi, n = rows
     shape = like.shape[1:]

@@ -155,8 +155,9 @@ def test_rows_give_the_slice_of_the_whole_batch(make, shape, channels_last) -> N
         part = make()(model, x[lo:hi], y[lo:hi], rows=(lo, hi, 7))
         assert torch.equal(part, whole[lo:hi]), (lo, hi)
         assert torch.equal(torch.get_rng_state(), state), (lo, hi)
-    with pytest.raises(ValueError, match="rows"):
-        make()(model, x[:3], y[:3], rows=(0, 4, 7))
+    for bad in [(0, 4, 7), (-2, 1, 7), (5, 8, 7)]:  # length, lo < 0, hi > n
+        with pytest.raises(ValueError, match="rows"):
+            make()(model, x[:3], y[:3], rows=bad)
 
 
 def test_call_time_loss_fn_is_the_constructor_one() -> None:

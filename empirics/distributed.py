@@ -121,6 +121,7 @@ def train_distributed(
     run_dir: str | pathlib.Path,
     *,
     resume: bool = False,
+    progress: bool = True,
     callbacks: Sequence[Callback] = (),
     backend: str | None = None,
     shard_eval: bool = False,
@@ -140,7 +141,7 @@ def train_distributed(
     rank, world, created = _init_process_group(backend, device.type)
     try:
         return train(
-            config, run_dir, resume=resume, progress=False, callbacks=callbacks,
+            config, run_dir, resume=resume, progress=progress, callbacks=callbacks,
             group=TorchGroup(rank, world, device), shard_eval=shard_eval,
         )  # fmt: skip
     finally:
@@ -215,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", type=pathlib.Path, help="TrainConfig file (.toml or .json)")
     parser.add_argument("--run-dir", type=pathlib.Path, required=True, help="run directory")
     parser.add_argument("--resume", action="store_true", help="continue from last.pt")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (rank 0)")
     parser.add_argument("--backend", choices=["gloo", "nccl", "mpi"], default=None)
     parser.add_argument(
         "--shard-eval",
@@ -231,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config,
             args.run_dir,
             resume=args.resume,
+            progress=not args.no_progress,
             backend=args.backend,
             shard_eval=args.shard_eval,
         )

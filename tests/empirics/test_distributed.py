@@ -52,7 +52,7 @@ def _torchrun(config_path: pathlib.Path, run_dir: pathlib.Path, *extra: str, npr
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
         "--nproc_per_node", str(nproc), "-m", "empirics.distributed",
-        "--config", str(config_path), "--run-dir", str(run_dir), *extra,
+        "--config", str(config_path), "--run-dir", str(run_dir), "--no-progress", *extra,
     ]  # fmt: skip
     return subprocess.run(
         cmd, cwd=REPO, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S, check=False

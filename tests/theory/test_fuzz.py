@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy_lowered
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
@@ -215,8 +216,15 @@ def _prop_broken_construction(case, breakage: str) -> None:
     net = broken.network()
     _check_against_oracle(net, data.points, data.labels, delta, result, complete=False)
     if breakage == "flip-label":
+        # The flipped centre is wrong at its own point unless a same-label neighbour's bump
+        # covers it (found by the fuzz run: three points 1e-3 apart); only then is a
+        # certificate unsound. The margin at the centre comes from the numpy oracle.
         centre = int(broken.memorized[0])
-        assert result.status[centre] is not Status.CERTIFIED
+        label = int(data.labels[centre])
+        if net.weights[-1].shape[0] == 1:  # binary: labels ±1 or {0, 1} with 1 ↔ +1
+            label = 1 if label == 1 else -1
+        if numpy_lowered.margin(net, data.points[centre], label)[0] <= 0:
+            assert result.status[centre] is not Status.CERTIFIED
     event(f"{breakage}: {result.n_certified} of {len(result.status)} certified")
     event(f"{breakage}: some ball refuted" if result.n_refuted else f"{breakage}: none refuted")
 

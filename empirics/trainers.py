@@ -1,12 +1,12 @@
 """Adversarial training (SPEC E1, E3–E6): one loop for one process and for data parallelism.
 
-:func:`train` runs a :class:`~empirics.config.TrainConfig` in a run directory
+:func:`train` runs a :class:`~robmem.empirics.config.TrainConfig` in a run directory
 (:mod:`empirics.runs`) with per-epoch metrics, per-step gradient norms, atomic checkpoints and
-exact resume. The methods (losses, TE) are in :mod:`empirics.methods`. Random-label training
+exact resume. The methods (losses, TE) are in :mod:`robmem.empirics.methods`. Random-label training
 (E3) is ``label_noise = 1.0``. Per-epoch metrics: clean and robust (PGD) accuracy and loss on
 the training set (with its training labels) and the test set, mean/max global gradient norm,
 lr, times. Per-step: loss, gradient norm, lr (``steps.jsonl``; SPEC E4). Under a process
-group (:mod:`empirics.distributed`) the same loop trains data-parallel.
+group (:mod:`robmem.empirics.distributed`) the same loop trains data-parallel.
 """
 
 from __future__ import annotations
@@ -25,19 +25,18 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-from empirics import runs
-from empirics.checkpoint import (
+from robmem.empirics import runs
+from robmem.empirics.checkpoint import (
     atomic_write_bytes,
     load_checkpoint,
     restore_rng_state,
     rng_state,
     save_checkpoint,
 )
-from empirics.config import TrainConfig
-from empirics.methods import METHODS, StepOutput, TEBank, method_step, te_weight
-from empirics.schedules import Schedule, schedule_from_config
+from robmem.empirics.config import TrainConfig
+from robmem.empirics.methods import METHODS, StepOutput, TEBank, method_step, te_weight
+from robmem.empirics.schedules import Schedule, schedule_from_config
+from torch import nn
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +109,7 @@ class PreparedData:
 
 def prepare_data(config: TrainConfig) -> PreparedData:
     """Load the config's data set, carve the validation split and apply label noise."""
-    from empirics.data import load_dataset, with_label_noise
+    from robmem.empirics.data import load_dataset, with_label_noise
 
     split = load_dataset(
         config.dataset,
@@ -175,7 +174,7 @@ def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimi
 
 def build_eval_attack(config: TrainConfig):
     """Return the per-epoch evaluation attack: PGD at the training ε, eval mode."""
-    from empirics.attacks import PGD
+    from robmem.empirics.attacks import PGD
 
     return PGD(
         config.epsilon,
@@ -210,17 +209,17 @@ def training_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the batch ``index`` of the on-device training set, augmented on its device.
 
-    Random crop + flip (:func:`empirics.data.augment_crop_flip`) when ``config.augment``, in
+    Random crop + flip (:func:`robmem.empirics.data.augment_crop_flip`) when ``config.augment``, in
     the configured memory format; for ``dataset="mnist1d"`` MNIST-1D's own circular shift +
-    noise (:func:`empirics.data.augment_mnist1d`) instead.
+    noise (:func:`robmem.empirics.data.augment_mnist1d`) instead.
     """
     xb, yb = train_x[index], train_y[index]
     if config.augment and config.dataset == "mnist1d":
-        from empirics.data import augment_mnist1d
+        from robmem.empirics.data import augment_mnist1d
 
         xb = augment_mnist1d(xb, generator=generator)
     elif config.augment:
-        from empirics.data import augment_crop_flip
+        from robmem.empirics.data import augment_crop_flip
 
         xb = augment_crop_flip(xb, padding=config.augment_padding, generator=generator)
         xb = _to_memory_format(xb, config)
@@ -447,7 +446,7 @@ def initial_state(
     """
     _seed_everything(config.seed)
     data = prepare_data(config)
-    from empirics.models import build_model
+    from robmem.empirics.models import build_model
 
     model = build_model(
         config.model, data.num_classes, data.in_shape, **dict(config.model_kwargs)
@@ -559,7 +558,7 @@ def select_best(
 class Group:
     """The processes a run trains on; this one is a single process (every method a no-op).
 
-    :class:`empirics.distributed.TorchGroup` is the data-parallel one: ``shard(n)`` gives
+    :class:`robmem.empirics.distributed.TorchGroup` is the data-parallel one: ``shard(n)`` gives
     this rank's rows ``(lo, hi)`` of a batch of ``n``, ``all_reduce`` sums a tensor in place,
     ``broadcast`` returns rank 0's object, ``wrap`` gives the module the training step
     calls, ``sync_rng`` gives every rank rank 0's RNG state and ``sync_bank`` shares the TE
@@ -600,7 +599,7 @@ def train(
     group: Group | None = None,
     shard_eval: bool = False,
 ) -> runs.RunResult:
-    """Train ``config`` in ``run_dir`` and return the :class:`~empirics.runs.RunResult`.
+    """Train ``config`` in ``run_dir`` and return the :class:`~robmem.empirics.runs.RunResult`.
 
     Parameters
     ----------
@@ -617,7 +616,7 @@ def train(
         ``cb(EpochContext) -> dict`` of extra metrics, called once per epoch after
         evaluation (rank 0); see :class:`EpochContext`.
     group : Group, optional
-        The processes of a data-parallel run (:mod:`empirics.distributed`); ``batch_size`` is
+        The processes of a data-parallel run (:mod:`robmem.empirics.distributed`); ``batch_size`` is
         then the global batch, each rank trains on its shard, rank 0 writes the files.
     shard_eval : bool
         Data-parallel only: every rank evaluates its rows of each evaluation batch (the
@@ -871,7 +870,7 @@ def load_model_from_run(
     run_dir: str | pathlib.Path, which: str = "last", *, device: str = "cpu"
 ) -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
     """Return ``(model, config, checkpoint)`` of a run's ``last`` or ``best`` checkpoint."""
-    from empirics.models import build_model
+    from robmem.empirics.complexity import initial_model
 
     paths = runs.RunPaths(pathlib.Path(run_dir))
     config = TrainConfig.from_json(paths.config_json.read_text())
@@ -884,7 +883,6 @@ def load_model_from_run(
     if not path.exists():
         raise FileNotFoundError(f"run_dir={str(run_dir)!r} has no {path.name}")
     ckpt = load_checkpoint(path, map_location=device)
-    data = prepare_data(config)
-    model = build_model(config.model, data.num_classes, data.in_shape, **config.model_kwargs)
+    model = initial_model(config, device=device)
     model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), config, ckpt
+    return model, config, ckpt

@@ -1,8 +1,8 @@
 """Post-training measurements of the report's runs (SPEC E4, E5, B3), run inside the run store.
 
 Each function takes the finished trainer folder and its config and returns a JSON-able dict
-that :class:`bridge.records.RunRecord` keeps under ``measures[name]``
-(:data:`bridge.claims.runs.MEASUREMENTS`).
+that :class:`robmem.bridge.records.RunRecord` keeps under ``measures[name]``
+(:data:`robmem.bridge.claims.runs.MEASUREMENTS`).
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ import pathlib
 from typing import Any
 
 import numpy as np
-
-from bridge.claims.runs import STEP_FRACTION, load_trained_model
+from robmem.bridge.claims.runs import STEP_FRACTION
 
 #: Test points per PGD batch for the block-level torch evaluation (memory: batch·N·d floats).
 B3_BATCH_ELEMENTS: int = 20_000_000
-#: Sampled points of the property-(b) falsification check of theory.certify.
+#: Sampled points of the property-(b) falsification check of robmem.theory.certify.
 B3_OUTSIDE_SAMPLES: int = 32
 #: Test points on which the torch block evaluation is compared with the lowered network.
 B3_LOWERING_CHECK: int = 50
@@ -28,12 +27,11 @@ def complexity_of_run(
     """SPEC E5: complexity measures of the final model (margins on PGD points of the training
     set, distance-to-init against the model's own initialization)."""
     import torch
+    from robmem.empirics.attacks import PGD, perturb_in_batches
+    from robmem.empirics.complexity import initial_model, model_complexity
+    from robmem.empirics.trainers import load_model_from_run, prepare_data
 
-    from empirics.attacks import PGD, perturb_in_batches
-    from empirics.complexity import initial_model, model_complexity
-    from empirics.trainers import prepare_data
-
-    model, _ = load_trained_model(train_dir)
+    model, _, _ = load_model_from_run(train_dir)
     init = initial_model(config)
     data = prepare_data(config)
     attack = PGD(config.epsilon, STEP_FRACTION * config.epsilon, margin_steps)
@@ -58,18 +56,18 @@ def smoothness_of_run(
 ) -> dict[str, Any]:
     """SPEC E4: [P2]'s gradient instability probed at the final model.
 
-    :func:`empirics.smoothness.local_smoothness` of the run's own training objective (its
+    :func:`robmem.empirics.smoothness.local_smoothness` of the run's own training objective (its
     method and β, adversarial examples recomputed at θ + h·u) on the first ``n_points`` of the
     run's (noisy-label) training set, over ``n_directions`` random unit directions drawn from
     ``probe_seed`` + the run's seed. Returns the probe's fields (``ratio`` is the mean of
     ‖∇L(θ + h·u) − ∇L(θ)‖₂ / h over the directions).
     """
-    from empirics.smoothness import local_smoothness
-    from empirics.trainers import prepare_data
+    from robmem.empirics.smoothness import local_smoothness
+    from robmem.empirics.trainers import load_model_from_run, prepare_data
 
     if not (isinstance(n_points, int) and n_points >= 1):
         raise ValueError(f"n_points must be an int >= 1; got {n_points!r}")
-    model, _ = load_trained_model(train_dir)
+    model, _, _ = load_model_from_run(train_dir)
     data = prepare_data(config)
     x, y = data.train_x[:n_points], data.train_y[:n_points]
     probe = local_smoothness(
@@ -88,7 +86,7 @@ def smoothness_of_run(
 def _robust_acc(
     model: Any, x: Any, y: Any, eps: float, batch: int, steps: int, restarts: int
 ) -> float:
-    from empirics.attacks import PGD, correct_under_attack
+    from robmem.empirics.attacks import PGD, correct_under_attack
 
     attack = PGD(eps, STEP_FRACTION * eps, steps, restarts=restarts)
     return int(correct_under_attack(model, attack, x, y, batch_size=batch).sum()) / len(y)
@@ -107,14 +105,13 @@ def construction_of_run(
     f_clean: certified robust train accuracy, clean and PGD-robust test accuracy of f̂ and of
     f_clean (percent), property (b) on test points, and the torch-vs-lowered check."""
     import torch
+    from robmem.empirics.construction_torch import ConstructionModule
+    from robmem.empirics.network_torch import from_torch
+    from robmem.empirics.trainers import load_model_from_run, prepare_data
+    from robmem.theory.pipeline import construct_and_certify
+    from robmem.theory.separation import opposite_label_separation
 
-    from empirics.construction_torch import ConstructionModule
-    from empirics.network_torch import from_torch
-    from empirics.trainers import prepare_data
-    from theory.pipeline import construct_and_certify
-    from theory.separation import opposite_label_separation
-
-    clean_model, _ = load_trained_model(train_dir)
+    clean_model, _, _ = load_model_from_run(train_dir)
     inner = clean_model.net.net  # NormalizedModel -> MLP -> Sequential(Linear, ReLU, ...)
     f_clean = from_torch(inner)
     data = prepare_data(config)

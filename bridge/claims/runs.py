@@ -3,7 +3,7 @@
 A claim asks for :class:`RunRequest` objects (a training config with its seed plus the
 measurements to take); the report gathers the requests of all selected claims, drops
 duplicates (E1, E2, B2 and B3 share runs), and executes them, in parallel with ``--jobs``.
-Each run lives in the run cache (:class:`bridge.cache.RunCache`) under its request hash:
+Each run lives in the run cache (:class:`robmem.bridge.cache.RunCache`) under its request hash:
 its trainer folder is the same format as ``robmem train`` and ``robmem sweep`` write, and a
 half-finished one is **resumed** with the trainer's exact resume, never deleted. Every
 measurement taken during training is written into ``metrics.jsonl`` by a trainer callback, so
@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.records import EpochRow, FitRecord, LandscapeCurve, Records, RunRecord
+from robmem.bridge.records import EpochRow, FitRecord, LandscapeCurve, Records, RunRecord
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class RunRequest:
     ----------
     family : str
         Name shared by the seeds of one setting (``"e1-at-digits"``); the record key.
-    config : empirics.config.TrainConfig
+    config : robmem.empirics.config.TrainConfig
         The full config; its ``seed`` is the record's seed.
     landscape, fit : optional measurement specs taken during training
     measures : tuple of (name, params)
@@ -115,9 +115,9 @@ def measure(name: str, **params: Any) -> tuple[str, tuple[tuple[str, Any], ...]]
 #: Post-training measurements: name → "module:function". The function takes
 #: ``(train_dir: pathlib.Path, config, **params)`` and returns a JSON-able dict.
 MEASUREMENTS: dict[str, str] = {
-    "complexity": "bridge.claims.measurements:complexity_of_run",
-    "construction": "bridge.claims.measurements:construction_of_run",
-    "smoothness": "bridge.claims.measurements:smoothness_of_run",
+    "complexity": "robmem.bridge.claims.measurements:complexity_of_run",
+    "construction": "robmem.bridge.claims.measurements:construction_of_run",
+    "smoothness": "robmem.bridge.claims.measurements:smoothness_of_run",
 }
 
 
@@ -136,7 +136,7 @@ def _callbacks(request: RunRequest, progress: Callable[[str], None]) -> list[Any
     config = request.config
     callbacks: list[Any] = []
     if request.landscape is not None:
-        from empirics.landscape import landscape_callback
+        from robmem.empirics.landscape import landscape_callback
 
         spec = request.landscape
         n, seed = spec.n_samples, spec.seed
@@ -154,8 +154,8 @@ def _callbacks(request: RunRequest, progress: Callable[[str], None]) -> list[Any
             )
         )
     if request.fit is not None:
-        from empirics.attacks import PGD
-        from empirics.memorization import per_example_robust_loss
+        from robmem.empirics.attacks import PGD
+        from robmem.empirics.memorization import per_example_robust_loss
 
         attack = PGD(
             config.epsilon, STEP_FRACTION * config.epsilon, request.fit.steps, random_start=True
@@ -192,9 +192,8 @@ def train_or_resume(
     config is an error (nothing is deleted).
     """
     import torch
-
-    from bridge.sweep import SweepRun, run_state
-    from empirics.trainers import train
+    from robmem.bridge.sweep import SweepRun, run_state
+    from robmem.empirics.trainers import train
 
     state = run_state(SweepRun(request.cache_name, request.config, train_dir))
     if state == "completed":
@@ -219,8 +218,7 @@ def train_or_resume(
 def record_of_run(request: RunRequest, train_dir: pathlib.Path) -> RunRecord:
     """Read a finished trainer folder into a :class:`RunRecord` (without post measures)."""
     import torch
-
-    from empirics.runs import load_metrics, load_steps
+    from robmem.empirics.runs import load_metrics, load_steps
 
     rows = load_metrics(train_dir)
     evaluated = [EpochRow.from_metrics(r) for r in rows]
@@ -286,7 +284,7 @@ def execute_request(
     """
     import importlib
 
-    from bridge.records import record_from_json
+    from robmem.bridge.records import record_from_json
 
     n_hits = len(cache.hits)
     result = cache.get_or_run(
@@ -337,7 +335,7 @@ def _run_one(
     request: RunRequest, cache_root: str, enabled: bool
 ) -> tuple[dict[str, Any], bool, float]:
     """Worker entry: ``(record JSON, cache hit, seconds)``."""
-    from bridge.cache import RunCache
+    from robmem.bridge.cache import RunCache
 
     start = time.perf_counter()
     record, hit = execute_request(request, RunCache(cache_root, enabled=enabled), logger.info)
@@ -375,12 +373,12 @@ def run_requests(
     Parameters
     ----------
     requests : sequence of RunRequest
-    cache : bridge.cache.RunCache
+    cache : robmem.bridge.cache.RunCache
     jobs : int >= 1
         Worker processes (1 = in this process, with per-epoch progress).
     progress : callable
     """
-    from bridge.records import record_from_json
+    from robmem.bridge.records import record_from_json
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1; got {jobs!r}")
@@ -434,11 +432,3 @@ def requests_for(
     return [
         RunRequest(family, cfg, landscape, fit, tuple(measures)) for cfg in seeds_for(base, seeds)
     ]
-
-
-def load_trained_model(train_dir: str | pathlib.Path, device: str = "cpu") -> tuple[Any, Any]:
-    """``(model, config)`` of a finished run's last checkpoint (eval mode, on ``device``)."""
-    from empirics.trainers import load_model_from_run
-
-    model, config, _ = load_model_from_run(train_dir, "last", device=device)
-    return model, config

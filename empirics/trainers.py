@@ -870,7 +870,7 @@ def load_model_from_run(
     run_dir: str | pathlib.Path, which: str = "last", *, device: str = "cpu"
 ) -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
     """Return ``(model, config, checkpoint)`` of a run's ``last`` or ``best`` checkpoint."""
-    from robmem.empirics.complexity import initial_model
+    from robmem.empirics.models import build_model
 
     paths = runs.RunPaths(pathlib.Path(run_dir))
     config = TrainConfig.from_json(paths.config_json.read_text())
@@ -883,6 +883,7 @@ def load_model_from_run(
     if not path.exists():
         raise FileNotFoundError(f"run_dir={str(run_dir)!r} has no {path.name}")
     ckpt = load_checkpoint(path, map_location=device)
-    model = initial_model(config, device=device)
+    data = prepare_data(config)
+    model = build_model(config.model, data.num_classes, data.in_shape, **config.model_kwargs)
     model.load_state_dict(ckpt["model"])
-    return model, config, ckpt
+    return model.to(device).eval(), config, ckpt

@@ -3,8 +3,9 @@
 [P2] trains PGD-AT models at increasing label-noise rates and asks whether norm- and
 flatness-based complexity measures track the robust generalization gap; the claim is that most
 do not. The measures themselves are computed by the theory-side calculator
-:func:`empirics.measures.complexity_measures` (SPEC T4); this module collects them
-over a family of models and computes each measure's Kendall rank correlation τ with the gap.
+:func:`robmem.empirics.measures.complexity_measures` (SPEC T4); this module collects them
+per model. Each measure class's Kendall rank correlation τ with the gap (bootstrap over models)
+is computed by the report, :func:`robmem.bridge.claims.noise_rates.e5_estimates`.
 
 The calculator returns more keys than there are measures (``notes/verdict-audit.md`` §2): some
 are bookkeeping (``params``, ``n_layers``, …, :data:`NON_MEASURE_KEYS`), several are strictly
@@ -20,11 +21,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -176,14 +175,13 @@ def initial_model(config: Any, *, device: str = "cpu") -> Any:
 
     Parameters
     ----------
-    config : empirics.config.TrainConfig
+    config : robmem.empirics.config.TrainConfig
     device : str
     """
     import torch
-
-    from empirics.config import TrainConfig
-    from empirics.models import build_model
-    from empirics.trainers import prepare_data
+    from robmem.empirics.config import TrainConfig
+    from robmem.empirics.models import build_model
+    from robmem.empirics.trainers import prepare_data
 
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -196,16 +194,10 @@ def initial_model(config: Any, *, device: str = "cpu") -> Any:
     return model.to(device).eval()
 
 
-#: |τ| at or above which a measure is said to *track* the gap. Kendall τ = 0.6 over the six
-#: noise rates of [P2] (0, .2, .4, .6, .8, 1) means at most 3 of the 15 pairs are discordant;
-#: it is our stated criterion (the paper gives no threshold).
-TRACKING_TAU: float = 0.6
-
-
 def model_complexity(
     model: Any, x: Any, y: Any, init_model: Any | None = None, **kwargs: Any
 ) -> dict[str, float]:
-    """Complexity measures of one trained model (delegates to ``empirics.measures``).
+    """Complexity measures of one trained model (delegates to ``robmem.empirics.measures``).
 
     Parameters
     ----------
@@ -225,7 +217,7 @@ def model_complexity(
     dict
         Measure name → value (finite floats only; non-finite values are dropped with a log).
     """
-    from empirics.measures import complexity_measures
+    from robmem.empirics.measures import complexity_measures
 
     if init_model is not None:
         if type(init_model) is not type(model):
@@ -249,82 +241,3 @@ def model_complexity(
         else:
             logger.warning("measure %s is not finite (%r); dropped", name, value)
     return out
-
-
-@dataclass(frozen=True)
-class MeasureCorrelation:
-    """Kendall τ of one measure with the robust gap across models."""
-
-    measure: str
-    tau: float
-    p_value: float
-    n_models: int
-    tracks_gap: bool
-    source_key: str | None = None  # the complexity_measures key (with use_classes)
-    sign: int = 1  # orientation applied before τ (with use_classes)
-
-
-def kendall_tau_table(
-    measures: Sequence[Mapping[str, float]],
-    gaps: Sequence[float],
-    *,
-    tracking_tau: float = TRACKING_TAU,
-    use_classes: bool = True,
-) -> list[MeasureCorrelation]:
-    """Kendall τ between each measure and the robust gap over a family of models (SPEC E5).
-
-    Parameters
-    ----------
-    measures : sequence of mappings
-        One mapping measure-name → value per model; only names present in every model count.
-    gaps : sequence of float
-        The measured robust generalization gap of each model (same order).
-    tracking_tau : float
-        A measure "tracks" the gap when τ ≥ this value (positive association expected).
-    use_classes : bool
-        Map each mapping through :func:`measure_classes` first (default): one row per measure
-        class, values oriented so that τ > 0 means the measure predicts the gap's order. With
-        False the keys are used as given (any names, no orientation).
-
-    Returns
-    -------
-    list of MeasureCorrelation
-        Sorted by measure (class) name. τ is ``nan`` when a measure is constant over the models.
-    """
-    from scipy.stats import kendalltau
-
-    if len(measures) != len(gaps):
-        raise ValueError(
-            f"measures and gaps must have the same length, got {len(measures)} and {len(gaps)}"
-        )
-    if len(gaps) < 2:
-        raise ValueError(f"need at least 2 models for a rank correlation, got {len(gaps)}")
-    if not -1.0 <= tracking_tau <= 1.0:
-        raise ValueError(f"tracking_tau must lie in [-1, 1], got {tracking_tau!r}")
-    if use_classes:
-        measures = [measure_classes(m) for m in measures]
-    names = set(measures[0])
-    for m in measures[1:]:
-        names &= set(m)
-    gap_arr = np.asarray(gaps, dtype=float)
-    rows = []
-    for name in sorted(names):
-        vals = np.asarray([m[name] for m in measures], dtype=float)
-        if np.ptp(vals) == 0.0 or np.ptp(gap_arr) == 0.0:
-            tau, p = float("nan"), float("nan")
-        else:
-            # Unpacked as a pair: ``.statistic`` only exists from scipy 1.10 on.
-            stat, pvalue = kendalltau(vals, gap_arr)
-            tau, p = float(stat), float(pvalue)
-        rows.append(
-            MeasureCorrelation(
-                measure=name,
-                tau=tau,
-                p_value=p,
-                n_models=len(gaps),
-                tracks_gap=bool(math.isfinite(tau) and tau >= tracking_tau),
-                source_key=MEASURE_CLASS_BY_NAME[name].key if use_classes else None,
-                sign=MEASURE_CLASS_BY_NAME[name].sign if use_classes else 1,
-            )
-        )
-    return rows

@@ -6,7 +6,7 @@ NCHW, signals (n, C, L), vectors (n, d)) and int64 labels, so attacks work in pi
 
 - ``"digits"``: scikit-learn's bundled 8×8 digits (1797 images, values 0..16 divided by 16),
   split 80/20 by a seeded permutation. The embedded default image set (no download).
-- ``"mnist10k"``: the real MNIST *test* set (10,000 images, read with :mod:`empirics.idx`),
+- ``"mnist10k"``: the real MNIST *test* set (10,000 images, read with :mod:`robmem.empirics.idx`),
   split 8000/2000 by a seeded permutation.
 - ``"synthetic-separated"``: uniform points in [0,1]^d with random labels, thinned so that
   opposite-label points are at least ``separation`` apart in ℓ∞ (the regime of [P1] §3).
@@ -103,7 +103,7 @@ MNIST1D_AUGMENT_MAX_SHIFT = 4
 MNIST1D_CORR_NOISE_SIGMA = 2.0
 #: Model-side standardization for MNIST-1D in [0, 1] units: the inverse of the affine map, so the
 #: network sees the generator's standardized signal (mean 0, std 1). Pass as ``mean``/``std`` of
-#: :func:`empirics.models.build_model`; see :func:`model_normalization`.
+#: :func:`robmem.empirics.models.build_model`; see :func:`model_normalization`.
 MNIST1D_NORMALIZATION: dict[str, tuple[float, ...]] = {
     "mean": (0.5,),
     "std": (MNIST1D_UNIT_PER_RAW,),
@@ -197,7 +197,7 @@ def _digits(seed: int) -> tuple[np.ndarray, ...]:
 
 
 def _mnist10k(root: str | os.PathLike[str] | None, seed: int) -> tuple[np.ndarray, ...]:
-    from empirics.idx import load_mnist_test_idx
+    from robmem.empirics.idx import load_mnist_test_idx
 
     images, labels = load_mnist_test_idx(root)
     return _split(images[:, None, :, :], labels, MNIST10K_TRAIN_SIZE, seed)
@@ -258,7 +258,7 @@ def _synthetic_separated(n_train: int, n_test: int, seed: int, **options: Any):
 
 
 def _linear_separable(n_train: int, n_test: int, seed: int, **options: Any):
-    from theory.data_models import linear_separable_data
+    from robmem.theory.data_models import linear_separable_data
 
     opts = _with_defaults(options, LINEAR_SEPARABLE_DEFAULTS)
     frac = float(opts["small_fraction"])
@@ -470,7 +470,7 @@ def load_dataset(
         One of :data:`DATASET_NAMES`.
     root : path, optional
         torchvision root (default :func:`default_data_root`); for ``"mnist10k"`` the folder
-        holding the idx files (default :func:`empirics.idx.default_mnist_test_dir`).
+        holding the idx files (default :func:`robmem.empirics.idx.default_mnist_test_dir`).
     download : bool
         Passed through to torchvision.
     n_train, n_test : int, optional
@@ -579,24 +579,6 @@ def with_label_noise(
     noisy_np[chosen] = new
     noisy = torch.as_tensor(noisy_np, dtype=torch.int64, device=y.device)
     return noisy, noisy != y
-
-
-class IndexedTensorDataset(torch.utils.data.Dataset):
-    """A tensor data set whose items are ``(x[i], y[i], i)`` (TE needs per-sample ids)."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor):
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(
-                f"x and y must have the same length, got {x.shape[0]} and {y.shape[0]}"
-            )
-        self.x = x
-        self.y = y
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        return self.x[i], self.y[i], i
 
 
 def _check_generator(generator: torch.Generator | None, x: torch.Tensor) -> None:

@@ -13,7 +13,7 @@ it is robustly classified, and derive
   the first lr decay), the candidates for memorized hard examples.
 
 Everything here is bookkeeping over numbers the attack produces; the attack itself is passed in
-(any ``attack(model, x, y) -> x_adv``, e.g. :class:`empirics.attacks.PGD`).
+(any ``attack(model, x, y) -> x_adv``, e.g. :class:`robmem.empirics.attacks.PGD`).
 
 Two non-circular mechanism statistics (``notes/verdict-audit.md`` §4, E6) test [P2]'s account
 with quantities that are not selected by robust loss:
@@ -29,7 +29,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -184,36 +184,6 @@ class RobustFitTracker:
             "late_loss_at_reference": float(loss_ref[late].mean()) if late.any() else None,
             "other_loss_at_reference": float(loss_ref[~late].mean()) if (~late).any() else None,
         }
-
-
-def memorization_callback(
-    x: Any,
-    y: Any,
-    attack: Callable[[Any, Any, Any], Any],
-    tracker: RobustFitTracker,
-    epochs: Iterable[int] | None = None,
-    *,
-    batch_size: int = 256,
-) -> Callable[[Any], dict[str, Any]]:
-    """A per-epoch training callback feeding ``tracker`` (every epoch, or the chosen ones).
-
-    Returns ``callback(ctx) -> dict`` reading ``ctx.model`` and ``ctx.epoch``; it adds
-    ``memorization/robust_train_acc`` and ``memorization/robust_train_loss`` to the metrics.
-    """
-    chosen = None if epochs is None else {int(e) for e in epochs}
-
-    def callback(ctx: Any) -> dict[str, Any]:
-        epoch = int(ctx.epoch)
-        if chosen is not None and epoch not in chosen:
-            return {}
-        loss, correct = per_example_robust_loss(ctx.model, x, y, attack, batch_size=batch_size)
-        tracker.record(epoch, loss, correct)
-        return {
-            "memorization/robust_train_acc": float(correct.mean()),
-            "memorization/robust_train_loss": float(loss.mean()),
-        }
-
-    return callback
 
 
 # ---------------------------------------------------------------------------------------------

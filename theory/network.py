@@ -4,7 +4,7 @@ A :class:`ReLUNetwork` is an ordered list of affine layers ``x -> W x + b`` with
 between consecutive layers and no activation after the last one. Weights are float64
 numpy arrays or :mod:`scipy.sparse` matrices (the robust-memorization construction on
 10,000 MNIST points has about ``2 N d`` first-layer units and cannot be dense).
-Evaluation is float64; :mod:`empirics.network_torch` converts to and from torch.
+Evaluation is float64; :mod:`robmem.empirics.network_torch` converts to and from torch.
 """
 
 from __future__ import annotations
@@ -164,53 +164,3 @@ class ReLUNetwork:
             f"ReLUNetwork(widths={self.widths}, nonzero_parameters="
             f"{self.nonzero_parameter_count()})"
         )
-
-
-def identity_network(dim: int, depth: int) -> ReLUNetwork:
-    """Exact identity on R^dim with ``depth`` affine layers, using ``t = σ(t) − σ(−t)``."""
-    if dim < 1:
-        raise ValueError(f"dim: must be >= 1, got {dim}")
-    if depth < 1:
-        raise ValueError(f"depth: must be >= 1, got {depth}")
-    if depth == 1:
-        return ReLUNetwork([np.eye(dim)], [np.zeros(dim)])
-    eye = np.eye(dim)
-    first = np.vstack([eye, -eye])
-    middle = np.block([[eye, -eye], [-eye, eye]])
-    last = np.hstack([eye, -eye])
-    ws = [first] + [middle] * (depth - 2) + [last]
-    bs = [np.zeros(2 * dim)] * (depth - 1) + [np.zeros(dim)]
-    return ReLUNetwork(ws, bs)
-
-
-def compose(outer: ReLUNetwork, inner: ReLUNetwork) -> ReLUNetwork:
-    """Return ``outer ∘ inner`` with a ReLU-free junction (the two affine maps multiply out)."""
-    if outer.input_dim != inner.output_dim:
-        raise ValueError(
-            f"outer: expects {outer.input_dim} inputs, inner gives {inner.output_dim} outputs"
-        )
-    w_in, b_in = inner.weights[-1], inner.biases[-1]
-    w_out, b_out = outer.weights[0], outer.biases[0]
-    joined_w = w_out @ w_in
-    joined_b = np.asarray(w_out @ b_in).reshape(-1) + b_out
-    ws = inner.weights[:-1] + [joined_w] + outer.weights[1:]
-    bs = inner.biases[:-1] + [joined_b] + outer.biases[1:]
-    return ReLUNetwork(ws, bs)
-
-
-def stack_parallel(nets: Sequence[ReLUNetwork]) -> ReLUNetwork:
-    """Nets of equal depth reading the same input, outputs concatenated (block structure)."""
-    if not nets:
-        raise ValueError("nets: need at least one network")
-    depth = nets[0].depth
-    dim = nets[0].input_dim
-    for net in nets:
-        if net.depth != depth:
-            raise ValueError(f"nets: all depths must equal {depth}, got {net.depth}")
-        if net.input_dim != dim:
-            raise ValueError(f"nets: all input dims must equal {dim}, got {net.input_dim}")
-    ws: list[Matrix] = [sp.vstack([sp.csr_matrix(n.weights[0]) for n in nets], format="csr")]
-    for layer in range(1, depth):
-        ws.append(sp.block_diag([sp.csr_matrix(n.weights[layer]) for n in nets], format="csr"))
-    bs = [np.concatenate([n.biases[layer] for n in nets]) for layer in range(depth)]
-    return ReLUNetwork(ws, bs)

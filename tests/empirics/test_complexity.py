@@ -1,4 +1,4 @@
-"""Tests of empirics.complexity (SPEC E5): Kendall tau against a brute-force pair count."""
+"""Tests of robmem.empirics.complexity (SPEC E5): measure classes, model complexity, init model."""
 
 from __future__ import annotations
 
@@ -8,48 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
-from hypothesis import strategies as st
-
-from empirics.complexity import kendall_tau_table
-
-
-def _tau_a(a: list[float], b: list[float]) -> float:
-    conc = disc = 0
-    for i, j in itertools.combinations(range(len(a)), 2):
-        s = np.sign(a[i] - a[j]) * np.sign(b[i] - b[j])
-        conc += s > 0
-        disc += s < 0
-    return (conc - disc) / math.comb(len(a), 2)
-
-
-@given(st.permutations(list(range(6))), st.permutations(list(range(6))))
-def test_tau_matches_pair_count_without_ties(p: list[int], q: list[int]) -> None:
-    measures = [{"m": float(v), "const": 1.0} for v in p]
-    rows = kendall_tau_table(measures, [float(v) for v in q], use_classes=False)
-    by_name = {r.measure: r for r in rows}
-    assert by_name["m"].tau == pytest.approx(_tau_a(p, q))
-    assert math.isnan(by_name["const"].tau) and not by_name["const"].tracks_gap
-    assert by_name["m"].tracks_gap == (by_name["m"].tau >= 0.6)
-
-
-def test_only_common_measures_and_bad_inputs() -> None:
-    rows = kendall_tau_table([{"a": 1.0, "b": 2.0}, {"a": 2.0}], [0.1, 0.2], use_classes=False)
-    assert [r.measure for r in rows] == ["a"]
-    assert rows[0].tau == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="same length"):
-        kendall_tau_table([{"a": 1.0}], [0.1, 0.2])
-    with pytest.raises(ValueError, match="at least 2"):
-        kendall_tau_table([{"a": 1.0}], [0.1])
-    with pytest.raises(ValueError, match="tracking_tau"):
-        kendall_tau_table([{"a": 1.0}, {"a": 2.0}], [0.1, 0.2], tracking_tau=2.0)
 
 
 def test_model_complexity_uses_theory_calculator() -> None:
+    import robmem.empirics.measures as measures
     import torch
-
-    import empirics.measures as measures
-    from empirics.complexity import model_complexity
+    from robmem.empirics.complexity import model_complexity
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
@@ -75,7 +39,7 @@ _FAST_SEARCH = dict(search_depth=4, mc_samples=2)
 
 
 def _all_keys_measures(model, init, x, y) -> dict[str, float]:
-    from empirics.measures import SigmaSearchConfig, complexity_measures
+    from robmem.empirics.measures import SigmaSearchConfig, complexity_measures
 
     return complexity_measures(
         model, x, y, init_model=init, magnitude_aware=True,
@@ -84,7 +48,7 @@ def _all_keys_measures(model, init, x, y) -> dict[str, float]:
 
 
 def test_every_calculator_key_is_classified_exactly_once() -> None:
-    from empirics.complexity import MEASURE_CLASSES, NON_MEASURE_KEYS
+    from robmem.empirics.complexity import MEASURE_CLASSES, NON_MEASURE_KEYS
 
     x, y = torch.rand(32, 4), torch.randint(0, 3, (32,))
     keys = set(_all_keys_measures(_mlp(0), _mlp(1), x, y))
@@ -102,7 +66,7 @@ def test_every_calculator_key_is_classified_exactly_once() -> None:
 
 def test_duplicates_are_rank_duplicates_on_real_models() -> None:
     """Over models of one architecture each duplicate orders like its class key."""
-    from empirics.complexity import MEASURE_CLASSES
+    from robmem.empirics.complexity import MEASURE_CLASSES
 
     x, y = torch.rand(32, 4), torch.randint(0, 3, (32,))
     init = _mlp(0)
@@ -122,7 +86,7 @@ def test_duplicates_are_rank_duplicates_on_real_models() -> None:
 
 
 def test_measure_classes_collapse_duplicates_and_orient() -> None:
-    from empirics.complexity import measure_classes
+    from robmem.empirics.complexity import measure_classes
 
     raw = {
         "spec_product": math.exp(1.5), "log_prod_of_spec": 3.0, "log_sum_of_spec": 2.2,
@@ -143,27 +107,10 @@ def test_measure_classes_collapse_duplicates_and_orient() -> None:
         measure_classes([1.0])  # type: ignore[arg-type]
 
 
-def test_kendall_table_uses_oriented_classes() -> None:
-    # Margin shrinks as the gap grows: oriented, the margin class tracks the gap (τ = +1).
-    gaps = [0.1, 0.2, 0.3, 0.4]
-    measures = [
-        {"margin": m, "inverse_margin": 1 / m**2, "log_prod_of_spec": s, "spec_product": s,
-         "params": 10.0}
-        for m, s in zip([0.9, 0.7, 0.5, 0.3], [4.0, 1.0, 3.0, 2.0], strict=True)
-    ]  # fmt: skip
-    rows = {r.measure: r for r in kendall_tau_table(measures, gaps)}
-    assert set(rows) == {"margin", "spectral_product"}
-    assert rows["margin"].tau == pytest.approx(1.0) and rows["margin"].tracks_gap
-    assert rows["margin"].sign == -1 and rows["margin"].source_key == "margin"
-    assert rows["spectral_product"].tau == pytest.approx(_tau_a([4, 1, 3, 2], gaps))
-    raw_rows = {r.measure: r for r in kendall_tau_table(measures, gaps, use_classes=False)}
-    assert raw_rows["margin"].tau == pytest.approx(-1.0)  # the wrong orientation, unclassed
-
-
 def test_init_model_measures_present_and_zero_at_init() -> None:
     import copy
 
-    from empirics.complexity import measure_classes, model_complexity
+    from robmem.empirics.complexity import measure_classes, model_complexity
 
     x, y = torch.rand(16, 4), torch.randint(0, 3, (16,))
     model = _mlp(0)
@@ -185,9 +132,9 @@ def test_init_model_measures_present_and_zero_at_init() -> None:
 
 def test_initial_model_rebuilds_the_runs_initial_weights(tmp_path) -> None:
     """A run with lr = 0 never moves: its last checkpoint must equal initial_model(config)."""
-    from empirics.complexity import initial_model
-    from empirics.config import TrainConfig
-    from empirics.trainers import load_model_from_run, train
+    from robmem.empirics.complexity import initial_model
+    from robmem.empirics.config import TrainConfig
+    from robmem.empirics.trainers import load_model_from_run, train
 
     cfg = TrainConfig(
         dataset="digits", n_train=40, n_test=20, model="mlp", model_kwargs={"hidden": [8]},

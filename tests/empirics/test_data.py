@@ -7,18 +7,16 @@ import pickle
 import numpy as np
 import pytest
 import torch
-
-from empirics.data import (
+from robmem.empirics.data import (
     DATASET_NAMES,
     MNIST10K_TRAIN_SIZE,
-    IndexedTensorDataset,
     augment_crop_flip,
     crop_flip,
     load_dataset,
     separated_points,
     with_label_noise,
 )
-from empirics.idx import default_mnist_test_dir
+from robmem.empirics.idx import default_mnist_test_dir
 
 # ---------------------------------------------------------------------------- built-in sets
 
@@ -58,7 +56,7 @@ def test_mnist10k_split():
     folder = default_mnist_test_dir()
     if folder is None:
         pytest.skip("real MNIST test set not available")
-    from empirics.idx import load_mnist_test_idx
+    from robmem.empirics.idx import load_mnist_test_idx
 
     a = load_dataset("mnist10k", seed=0)
     assert a.train_x.shape == (MNIST10K_TRAIN_SIZE, 1, 28, 28)
@@ -256,21 +254,7 @@ def test_label_noise_bad_labels():
         with_label_noise(torch.tensor([0, 3]), 0.5, 3, seed=0)
 
 
-# ------------------------------------------------------------------- index & augmentation
-
-
-def test_indexed_dataset_returns_indices():
-    x = torch.rand(10, 1, 4, 4)
-    y = torch.arange(10)
-    ds = IndexedTensorDataset(x, y)
-    loader = torch.utils.data.DataLoader(ds, batch_size=4, shuffle=True)
-    seen = []
-    for xb, yb, ib in loader:
-        assert torch.equal(xb, x[ib]) and torch.equal(yb, y[ib])
-        seen += ib.tolist()
-    assert sorted(seen) == list(range(10))
-    with pytest.raises(ValueError, match="same length"):
-        IndexedTensorDataset(x, y[:3])
+# ------------------------------------------------------------------------------ augmentation
 
 
 def test_crop_flip_matches_per_sample_torchvision():
@@ -332,8 +316,7 @@ _M1D_N = 300
 
 def test_mnist1d_generated_offline_shapes_range_and_meta():
     from mnist1d.data import get_dataset_args, make_dataset
-
-    from empirics.data import MNIST1D_UNIT_PER_RAW, mnist1d_to_unit
+    from robmem.empirics.data import MNIST1D_UNIT_PER_RAW, mnist1d_to_unit
 
     d = load_dataset("mnist1d", seed=5, num_samples=_M1D_N)
     assert d.name == "mnist1d" and d.num_classes == 10
@@ -393,8 +376,8 @@ def test_mnist1d_default_size_is_the_package_split():
     d = load_dataset("mnist1d", seed=42)
     assert len(d.train_y) == 4000 and len(d.test_y) == 1000
     # Standardization inside the model undoes the map: the generator's output has mean 0, std 1.
-    from empirics.data import model_normalization
-    from empirics.models import Normalize
+    from robmem.empirics.data import model_normalization
+    from robmem.empirics.models import Normalize
 
     norm = Normalize(**model_normalization("mnist1d"))
     z = norm(torch.cat([d.train_x, d.test_x]))
@@ -406,8 +389,7 @@ def test_mnist1d_default_size_is_the_package_split():
 def test_mnist1d_prestandardization_std_constant():
     """The noise-unit constant matches the generator: t / xs.std() is what it returns."""
     from mnist1d.data import get_dataset_args, get_templates, make_dataset
-
-    from empirics.data import MNIST1D_PRESTANDARDIZATION_STD
+    from robmem.empirics.data import MNIST1D_PRESTANDARDIZATION_STD
 
     args = get_dataset_args()
     args.num_samples, args.seed = 1000, 0
@@ -416,7 +398,7 @@ def test_mnist1d_prestandardization_std_constant():
 
 
 def test_mnist1d_eps_conversion():
-    from empirics.data import mnist1d_eps_to_raw, mnist1d_eps_to_unit, mnist1d_to_unit
+    from robmem.empirics.data import mnist1d_eps_to_raw, mnist1d_eps_to_unit, mnist1d_to_unit
 
     assert mnist1d_eps_to_unit(1.2) == pytest.approx(0.1)
     assert mnist1d_eps_to_raw(0.1) == pytest.approx(1.2)
@@ -435,7 +417,7 @@ def test_mnist1d_eps_conversion():
 
 
 def test_mnist1d_shift_matches_numpy_roll():
-    from empirics.data import mnist1d_shift
+    from robmem.empirics.data import mnist1d_shift
 
     x = torch.rand(5, 1, 40)
     shift = torch.tensor([0, 1, -3, 40, 7])
@@ -448,9 +430,8 @@ def test_mnist1d_shift_matches_numpy_roll():
 
 @pytest.mark.parametrize("sigma", [0.5, 2.0, 15.0])
 def test_gaussian_smooth_matches_scipy(sigma):
+    from robmem.empirics.data import gaussian_smooth_circular
     from scipy.ndimage import gaussian_filter1d
-
-    from empirics.data import gaussian_smooth_circular
 
     noise = torch.randn(3, 1, 40, dtype=torch.float64)
     want = gaussian_filter1d(noise.numpy(), sigma, axis=-1, mode="wrap")
@@ -458,7 +439,7 @@ def test_gaussian_smooth_matches_scipy(sigma):
 
 
 def test_augment_mnist1d_range_shape_seed_and_change():
-    from empirics.data import augment_mnist1d
+    from robmem.empirics.data import augment_mnist1d
 
     d = load_dataset("mnist1d", seed=0, num_samples=_M1D_N)
     x = d.train_x[:64]
@@ -488,8 +469,8 @@ def test_augment_mnist1d_range_shape_seed_and_change():
 
 
 def test_training_batch_uses_mnist1d_augmentation():
-    from empirics.config import TrainConfig
-    from empirics.trainers import training_batch
+    from robmem.empirics.config import TrainConfig
+    from robmem.empirics.trainers import training_batch
 
     x = torch.full((8, 1, 40), 0.5)
     y = torch.zeros(8, dtype=torch.int64)

@@ -1,4 +1,4 @@
-"""Tests of empirics.memorization (SPEC E6): bookkeeping checked by brute force."""
+"""Tests of robmem.empirics.memorization (SPEC E6): bookkeeping checked by brute force."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-
-from empirics.memorization import (
+from robmem.empirics.memorization import (
     NEVER,
     RobustFitTracker,
-    memorization_callback,
     per_example_robust_loss,
 )
 
@@ -85,30 +83,13 @@ def test_per_example_loss_with_identity_attack_is_cross_entropy() -> None:
         per_example_robust_loss(net, x, y, lambda m, a, b: a, batch_size=0)
 
 
-def test_callback_records_into_tracker() -> None:
-    net = torch.nn.Linear(4, 3)
-    x, y = torch.rand(6, 4), torch.randint(0, 3, (6,))
-    tr = RobustFitTracker(6)
-    cb = memorization_callback(x, y, lambda m, a, b: a, tr, epochs=[1, 3])
-
-    class Ctx:
-        model = net
-        epoch = 1
-
-    out = cb(Ctx())
-    assert 0.0 <= out["memorization/robust_train_acc"] <= 1.0
-    Ctx.epoch = 2
-    assert cb(Ctx()) == {}
-    assert tr.epochs == [1]
-
-
 # ---------------------------------------------------------------------- mechanism statistics
 def _mask(n_true: int, n_false: int) -> np.ndarray:
     return np.array([True] * n_true + [False] * n_false)
 
 
 def test_enrichment_known_table_and_woolf_ci():
-    from empirics.memorization import late_fitted_enrichment
+    from robmem.empirics.memorization import late_fitted_enrichment
 
     # a = late & flipped = 30, b = late & clean = 10, c = other & flipped = 20, d = 40.
     late = _mask(40, 60)
@@ -130,7 +111,7 @@ def test_enrichment_known_table_and_woolf_ci():
 
 
 def test_enrichment_independent_masks_is_not_enriched():
-    from empirics.memorization import late_fitted_enrichment
+    from robmem.empirics.memorization import late_fitted_enrichment
 
     # Exactly proportional table: OR = 1 and the CI straddles 1.
     late = _mask(50, 50)
@@ -140,7 +121,7 @@ def test_enrichment_independent_masks_is_not_enriched():
 
 
 def test_enrichment_zero_cell_uses_haldane_anscombe():
-    from empirics.memorization import late_fitted_enrichment
+    from robmem.empirics.memorization import late_fitted_enrichment
 
     # a = 5, b = 0, c = 5, d = 5: the sample OR is infinite.
     late = _mask(5, 10)
@@ -154,7 +135,7 @@ def test_enrichment_zero_cell_uses_haldane_anscombe():
 
 
 def test_enrichment_bad_inputs():
-    from empirics.memorization import late_fitted_enrichment
+    from robmem.empirics.memorization import late_fitted_enrichment
 
     with pytest.raises(ValueError, match="same length"):
         late_fitted_enrichment(_mask(2, 2), _mask(1, 2))
@@ -174,7 +155,7 @@ def test_enrichment_bad_inputs():
 def test_chance_jaccard_by_enumeration():
     import itertools
 
-    from empirics.memorization import chance_jaccard
+    from robmem.empirics.memorization import chance_jaccard
 
     n, k1, k2 = 6, 2, 3
     a = set(range(k1))
@@ -188,7 +169,7 @@ def test_chance_jaccard_by_enumeration():
 
 
 def test_late_set_agreement_known_values():
-    from empirics.memorization import late_set_agreement
+    from robmem.empirics.memorization import late_set_agreement
 
     a = np.array([1, 1, 0, 0], bool)
     b = np.array([1, 0, 1, 0], bool)

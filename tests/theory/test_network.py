@@ -3,11 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from theory.network import ReLUNetwork, compose, identity_network, stack_parallel
-from theory.strategies import clean_relu_networks
+from robmem.theory.network import ReLUNetwork
 
 
 def _random_net(rng, widths, sparse=False):
@@ -22,7 +18,7 @@ def _random_net(rng, widths, sparse=False):
 @pytest.mark.parametrize("sparse", [False, True])
 def test_forward_matches_torch(sparse):
     torch = pytest.importorskip("torch")
-    from empirics.network_torch import to_torch
+    from robmem.empirics.network_torch import to_torch
 
     rng = np.random.default_rng(0)
     net = _random_net(rng, [5, 7, 6, 3], sparse)
@@ -38,7 +34,7 @@ def test_forward_matches_torch(sparse):
 
 def test_from_torch_roundtrip_and_merge():
     torch = pytest.importorskip("torch")
-    from empirics.network_torch import from_torch
+    from robmem.empirics.network_torch import from_torch
 
     torch.manual_seed(0)
     seq = torch.nn.Sequential(
@@ -58,7 +54,7 @@ def test_from_torch_roundtrip_and_merge():
 
 def test_from_torch_rejects_unsupported():
     torch = pytest.importorskip("torch")
-    from empirics.network_torch import from_torch
+    from robmem.empirics.network_torch import from_torch
 
     with pytest.raises(ValueError, match="unsupported layer"):
         from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Tanh()))
@@ -88,31 +84,6 @@ def test_forward_batches_match_single():
     np.testing.assert_allclose(net.forward(x), rows)
 
 
-@settings(max_examples=25)
-@given(st.integers(1, 4), st.integers(1, 4), st.data())
-def test_identity_compose_parallel(dim, depth, data):
-    rng = np.random.default_rng(depth)
-    x = rng.normal(size=(5, dim))
-    np.testing.assert_allclose(identity_network(dim, depth).forward(x), x, atol=1e-12)
-    inner = data.draw(clean_relu_networks(dim, 3))
-    outer = data.draw(clean_relu_networks(3, 2))
-    np.testing.assert_allclose(
-        compose(outer, inner).forward(x), outer.forward(inner.forward(x)), atol=1e-9
-    )
-    other = data.draw(clean_relu_networks(dim, 1))
-    a = compose(identity_network(inner.output_dim, 2), inner)
-    b = (
-        compose(identity_network(1, a.depth - other.depth + 1), other)
-        if a.depth > other.depth
-        else other
-    )
-    if a.depth == b.depth:
-        both = stack_parallel([a, b])
-        np.testing.assert_allclose(
-            both.forward(x), np.hstack([a.forward(x), b.forward(x)]), atol=1e-9
-        )
-
-
 def test_bad_inputs():
     with pytest.raises(ValueError, match="weights"):
         ReLUNetwork([], [])
@@ -125,5 +96,3 @@ def test_bad_inputs():
     net = ReLUNetwork([np.ones((1, 2))], [[0.0]])
     with pytest.raises(ValueError, match="x: expected 2"):
         net.forward(np.ones((1, 3)))
-    with pytest.raises(ValueError, match="depth"):
-        identity_network(2, 0)

@@ -10,7 +10,8 @@ What one timed step is (``ours``): exactly the trainer's step: a batch gathered 
 50,000 synthetic images held on the device, random crop + flip on the device
 (:func:`empirics.trainers.training_batch`), then :func:`empirics.trainers.training_step`
 (PGD-K with input-only gradients, the finiteness check, backward, gradient norm, SGD step).
-The torchattacks step gets the same on-device batch and augmentation, then
+The torchattacks step gets the same on-device batch and augmentation (the same
+``training_batch`` call) and the same optimizer (:func:`empirics.trainers.build_optimizer`), then
 ``torchattacks.PGD`` (model in eval mode, as [R20]/[P2]) and a cross-entropy SGD step.
 Speed does not depend on pixel values, so the images are uniform noise with random labels.
 
@@ -58,6 +59,8 @@ import torch.nn.functional as F
 CIFAR10_TRAIN_SIZE = 50_000
 #: [R20]/[P2] training attack: ε = 8/255, step 2/255, 10 steps.
 EPS, STEP, STEPS = 8 / 255, 2 / 255, 10
+#: SGD learning rate of every timed step (momentum 0.9, weight decay 5e-4: TrainConfig's).
+LR = 0.01
 #: H100 bf16 dense TFLOP/s used for the floor in notes/speed-and-library-anchors.md §2.3.
 NOMINAL_TFLOPS = 790.0
 #: Speed variants: name -> TrainConfig fields. "fp32" is the baseline.
@@ -131,7 +134,7 @@ def step_flops(step, *args) -> int:
 
 def resolve_model(name: str) -> tuple[str, dict[str, int]]:
     """Return ``(build_model name, kwargs)`` for a model name or alias."""
-    from empirics.models import MODEL_NAMES
+    from robmem.empirics.models import MODEL_NAMES
 
     if name in MODEL_ALIASES:
         return MODEL_ALIASES[name]
@@ -164,16 +167,16 @@ class Workload:
 
 
 def _config(args: argparse.Namespace, fields: dict[str, Any]):
-    from empirics.config import TrainConfig
+    from robmem.empirics.config import TrainConfig
 
     return TrainConfig(
         method="pgd", epsilon=EPS, attack_step_size=STEP, attack_steps=args.steps,
-        augment=True, batch_size=args.batch_size, device=args.device, **fields,
+        augment=True, batch_size=args.batch_size, device=args.device, lr=LR, **fields,
     )  # fmt: skip
 
 
 def _model(args: argparse.Namespace, config, device: torch.device) -> torch.nn.Module:
-    from empirics.models import build_model
+    from robmem.empirics.models import build_model
 
     name, kwargs = resolve_model(args.model)
     torch.manual_seed(0)
@@ -183,14 +186,11 @@ def _model(args: argparse.Namespace, config, device: torch.device) -> torch.nn.M
     return model
 
 
-def _sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-
-
 def ours_step_fn(args, config, device: torch.device, data: Workload):
     """Return a closure running one step of our trainer (batch, augmentation, PGD-AT step)."""
-    from empirics.trainers import (
+    from robmem.empirics.trainers import (
         _autocast,
+        build_optimizer,
         compiled_step_model,
         training_batch,
         training_step,
@@ -198,7 +198,7 @@ def ours_step_fn(args, config, device: torch.device, data: Workload):
 
     model = _model(args, config, device)
     step_model = compiled_step_model(model, config)
-    opt = _sgd(model)
+    opt = build_optimizer(config, model)
     autocast = _autocast(config, device)
     gen = torch.Generator(device=device).manual_seed(1)
 
@@ -206,7 +206,7 @@ def ours_step_fn(args, config, device: torch.device, data: Workload):
         idx = data.next_index()
         xb, yb = training_batch(data.x, data.y, idx, config, gen)
         _, gnorm, _ = training_step(
-            config, step_model, model, opt, xb, yb, idx, 1, None, autocast, 0.01
+            config, step_model, model, opt, xb, yb, idx, 1, None, autocast, LR
         )
         if gnorm is None:
             raise FloatingPointError("non-finite loss in the benchmark step")
@@ -253,11 +253,10 @@ def torchattacks_impl() -> str:
 
 def torchattacks_step_fn(args, config, device: torch.device, data: Workload):
     """Return a closure running the straightforward torchattacks PGD-AT step."""
-    from empirics.data import augment_crop_flip
-    from empirics.trainers import _autocast
+    from robmem.empirics.trainers import _autocast, build_optimizer, training_batch
 
     model = _model(args, config, device)
-    opt = _sgd(model)
+    opt = build_optimizer(config, model)
     if torchattacks_impl().startswith("torchattacks"):
         import torchattacks
 
@@ -271,11 +270,7 @@ def torchattacks_step_fn(args, config, device: torch.device, data: Workload):
     gen = torch.Generator(device=device).manual_seed(1)
 
     def step() -> None:
-        idx = data.next_index()
-        x = augment_crop_flip(data.x[idx], padding=4, generator=gen)
-        if config.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        y = data.y[idx]
+        x, y = training_batch(data.x, data.y, data.next_index(), config, gen)
         model.eval()
         with autocast:
             x_adv = attack(x, y)

@@ -137,8 +137,8 @@ def _device_name(device: torch.device) -> str:
 
 def run(args: argparse.Namespace) -> dict:
     """Time both attacks and return the JSON-ready result."""
-    from empirics.attacks import PGD
-    from empirics.models import build_model
+    from robmem.empirics.attacks import PGD
+    from robmem.empirics.models import build_model
 
     if args.batch < 1 or args.steps < 1 or args.repeats < 1 or args.warmup < 0:
         raise ValueError("--batch, --steps, --repeats must be >= 1 and --warmup >= 0")
@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> dict:
         return {"seconds_per_batch": seconds, "images_per_s": args.batch / seconds}
 
     return {
-        "benchmark": "pgd: empirics.attacks.PGD vs torchattacks.PGD",
+        "benchmark": "pgd: robmem.empirics.attacks.PGD vs torchattacks.PGD",
         "device": str(device),
         "device_name": _device_name(device),
         "threads": torch.get_num_threads(),

@@ -1,7 +1,7 @@
 """Benchmark: build and certify the ℓ∞ robust-memorization construction on MNIST (SPEC T1).
 
 Data: the official MNIST test set (10,000 images, d = 784, ten classes) from
-``empirics.idx``; one output per class. Steps timed separately: the opposite-label ℓ∞
+``robmem.empirics.idx``; one output per class. Steps timed separately: the opposite-label ℓ∞
 separation λ, the build (blocks + lowering to a sparse ReLUNetwork), and the structural
 certification of every ball B_∞(x_i, δ) ∩ [0, 1]^784. Prints one JSON object: seconds per
 step, peak resident memory (ru_maxrss), non-zero parameter count, closed-form count,
@@ -22,9 +22,9 @@ import time
 
 import numpy as np
 
-from empirics.idx import load_mnist_test_idx
-from theory.pipeline import construct_and_certify
-from theory.separation import opposite_label_separation
+from robmem.empirics.idx import load_mnist_test_idx
+from robmem.theory.pipeline import construct_and_certify
+from robmem.theory.separation import opposite_label_separation
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 Claim measured (issue 6, "several small runs packed on one GPU for sweeps"): a sweep of
 ``--runs`` small PGD-AT runs (LeNet-5 by default, one seed each) finishes faster when
-:func:`bridge.sweep.run_sweep` runs them as ``--runs`` concurrent worker processes sharing
+:func:`robmem.bridge.sweep.run_sweep` runs them as ``--runs`` concurrent worker processes sharing
 the device (``jobs = runs``) than in sequence (``jobs = 1``), because one small run leaves
 most of a GPU idle (kernel-launch bound).
 
@@ -34,7 +34,7 @@ import torch
 
 def base_config(args: argparse.Namespace, threads: int | None):
     """The small PGD-AT run every packed job trains (only the seed differs)."""
-    from empirics.config import TrainConfig
+    from robmem.empirics.config import TrainConfig
 
     return TrainConfig(
         dataset=args.dataset, model=args.model, method="pgd", epsilon=args.epsilon,
@@ -46,7 +46,7 @@ def base_config(args: argparse.Namespace, threads: int | None):
 
 
 def _sweep(base, seeds: list[int], out: pathlib.Path, jobs: int) -> tuple[float, list]:
-    from bridge.sweep import run_sweep, sweep_runs
+    from robmem.bridge.sweep import run_sweep, sweep_runs
 
     runs = sweep_runs(base, {"seed": seeds}, out)
     t0 = time.perf_counter()

@@ -38,9 +38,9 @@ TRIVIAL_MARGIN = 0.01
 
 
 def _train(args: argparse.Namespace, precision: str, channels_last: bool, root: pathlib.Path):
-    from empirics.config import TrainConfig
-    from empirics.models import build_model
-    from empirics.trainers import train
+    from robmem.empirics.config import TrainConfig
+    from robmem.empirics.models import build_model
+    from robmem.empirics.trainers import train
 
     config = TrainConfig(
         dataset=args.dataset, model=args.model, method="pgd", epsilon=args.epsilon,
@@ -51,8 +51,8 @@ def _train(args: argparse.Namespace, precision: str, channels_last: bool, root: 
         channels_last=channels_last, seed=args.seed,
     )  # fmt: skip
     result = train(config, root / f"{precision}{'-cl' if channels_last else ''}", progress=False)
-    from empirics.checkpoint import load_checkpoint
-    from empirics.trainers import prepare_data
+    from robmem.empirics.checkpoint import load_checkpoint
+    from robmem.empirics.trainers import prepare_data
 
     data = prepare_data(config)  # the run's own split
     device = torch.device(args.device)
@@ -76,7 +76,7 @@ def robust_verdicts(
     batch_size: int,
 ) -> torch.Tensor:
     """Boolean per test point: still correct (in fp32 logits) after the PGD attack."""
-    from empirics.attacks import PGD
+    from robmem.empirics.attacks import PGD
 
     gen = torch.Generator(device=x.device).manual_seed(seed)
     attack = PGD(

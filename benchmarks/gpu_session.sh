@@ -46,7 +46,7 @@ info = {
     "device_name": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     "modules": mods,
 }
-import empirics.idx as idx
+import robmem.empirics.idx as idx
 info["mnist_dir"] = str(idx.default_mnist_test_dir())
 print(json.dumps(info, indent=1))
 EOF
@@ -88,7 +88,7 @@ attacks)
   cat "$OUT/attacks_prn18.json"
   ;;
 claims)
-  timeout 590 "$py" -m bridge.cli report --tier cpu --device cuda --claims E1,E2,E3,E4 \
+  timeout 590 "$py" -m robmem.bridge.cli report --tier cpu --device cuda --claims E1,E2,E3,E4 \
     --out "$OUT/report_cpu_tier_on_gpu" --cache-dir "$OUT/cache" || true
   ls "$OUT/report_cpu_tier_on_gpu" || true
   ;;

@@ -416,7 +416,7 @@ def _copy_repo(dest: pathlib.Path, rev: str | None = None) -> None:
     ignore = shutil.ignore_patterns(
         ".venv", ".git", "__pycache__", ".hypothesis", ".pytest_cache", "runs", "*.egg-info"
     )
-    for name in ("theory", "empirics", "bridge", "tests", "benchmarks"):
+    for name in ("robmem", "theory", "empirics", "bridge", "tests", "benchmarks"):
         shutil.copytree(REPO / name, dest / name, ignore=ignore)
     for name in ("pyproject.toml",):
         shutil.copy2(REPO / name, dest / name)

@@ -8,16 +8,16 @@ report measures for the suite's own runs:
   one or more attack seeds (per-sample worst case over every attack), plus AutoAttack when the
   ``autoattack`` package is installed (detected, never required);
 * **E2** the input-loss landscape on a grid of ℓ∞ radii, train and test
-  (:func:`empirics.landscape.input_landscape`);
+  (:func:`robmem.empirics.landscape.input_landscape`);
 * **B1** the measured robust gap next to the exact first-order bound and the [P1] Thm 6.3
-  global-flatness shape (:mod:`theory.bounds.flatness`);
-* **E5** the complexity measures of [P2] (:func:`empirics.complexity.model_complexity`;
+  global-flatness shape (:mod:`robmem.theory.bounds.flatness`);
+* **E5** the complexity measures of [P2] (:func:`robmem.empirics.complexity.model_complexity`;
   distances to initialization when an init model is given);
-* **B2** the clean gap against the VC bound (:mod:`theory.bounds.vc`; the
+* **B2** the clean gap against the VC bound (:mod:`robmem.theory.bounds.vc`; the
   Bartlett-Harvey-Liaw-Mehrabian VC dimension from the layers the model calls);
-* per-example robust loss and margin (:func:`empirics.memorization.per_example_robust_loss`).
+* per-example robust loss and margin (:func:`robmem.empirics.memorization.per_example_robust_loss`).
 
-Every number that rests on samples is an :class:`bridge.stats.Estimate` with its n and a 95 %
+Every number that rests on samples is an :class:`robmem.bridge.stats.Estimate` with its n and a 95 %
 interval: accuracies over n examples get a Wilson interval, means over n examples a t
 interval, differences of two accuracies Newcombe's hybrid score interval, differences of two
 means a Welch interval, and accuracies per attack seed a t interval over the seeds. Attack
@@ -44,12 +44,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bridge.stats import CONFIDENCE, Estimate, fraction_ci, mean_ci
+from robmem.bridge.stats import CONFIDENCE, Estimate, fraction_ci, mean_ci
 
 logger = logging.getLogger(__name__)
 
 #: Radii of the E2/B1 landscape as multiples of the analysis ε: the grid of the report's E2
-#: claim (``bridge.claims.at_small.landscape_spec``), 0 to 3ε around the training radius.
+#: claim (``robmem.bridge.claims.at_small.landscape_spec``), 0 to 3ε around the training radius.
 DEFAULT_EPS_FACTORS: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
 #: PGD step as a fraction of ε: the trainer's evaluation default ``eval_step_size = ε/4``
 #: (2/255 at 8/255, the [R20]/[P2] ratio).
@@ -574,7 +574,7 @@ def _check_pixel_range(x: torch.Tensor, name: str) -> None:
         raise ValueError(
             f"{name} must lie in [0, 1] (pixel space), got values in [{lo:.4g}, {hi:.4g}]; "
             "attacks run in pixel space, so put any normalization inside the model "
-            "(e.g. empirics.models.Normalize)"
+            "(e.g. robmem.empirics.models.Normalize)"
         )
 
 
@@ -745,7 +745,7 @@ def _one_split(
         return _as_float_images(x, f"{name}_x"), _as_labels(y, f"{name}_y", len(y)), idx
     raise TypeError(
         f"{name} must be an (x, y) pair of tensors, a torch Dataset of (image, label) pairs, a "
-        f"built-in data set name or an empirics.data.DatasetSplit; got {type(data).__name__}"
+        f"built-in data set name or a robmem.empirics.data.DatasetSplit; got {type(data).__name__}"
     )
 
 
@@ -777,7 +777,7 @@ def resolve_data(
     download : bool
         Let torchvision download a built-in data set.
     """
-    from empirics.data import DATASET_NAMES, DatasetSplit, load_dataset
+    from robmem.empirics.data import DATASET_NAMES, DatasetSplit, load_dataset
 
     _require_int("data_seed", data_seed, 0)
     if isinstance(train, str):
@@ -838,7 +838,7 @@ class _WorstCaseAttack:
     """``attack(model, x, y)``: per sample the worst point over several attacks.
 
     A candidate that misclassifies wins, then the higher cross-entropy (the rule of
-    :func:`empirics.attacks.select_worst_case`). Records, per attack, which examples it
+    :func:`robmem.empirics.attacks.select_worst_case`). Records, per attack, which examples it
     fooled, and the margin at the chosen point.
     """
 
@@ -858,7 +858,7 @@ class _WorstCaseAttack:
         self._batch = 0
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        from empirics.attacks import select_worst_case
+        from robmem.empirics.attacks import select_worst_case
 
         cands, wrongs, losses = [], [], []
         for name, attack in self.attacks:
@@ -881,7 +881,7 @@ class _WorstCaseAttack:
 def _build_attacks(
     settings: AttackSettings, device: torch.device, model: nn.Module
 ) -> list[tuple[str, Callable[..., torch.Tensor]]]:
-    from empirics.attacks import PGD
+    from robmem.empirics.attacks import PGD
 
     gen_device = device if device.type == "cuda" else torch.device("cpu")
     out: list[tuple[str, Callable[..., torch.Tensor]]] = []
@@ -928,7 +928,7 @@ def measure_split(
     ``x``, ``y`` must be on the model's device. Returns the measurement and the worst-case
     adversarial inputs (used for the robust margins of the complexity measures).
     """
-    from empirics.memorization import per_example_robust_loss
+    from robmem.empirics.memorization import per_example_robust_loss
 
     say = progress or (lambda message: None)
     n = int(x.shape[0])
@@ -999,8 +999,8 @@ def measure_flatness(
     seed: int = 0,
     batch_size: int = 256,
 ) -> FlatnessCurve:
-    """E2 on one split: :func:`empirics.landscape.input_landscape` on a seeded subset."""
-    from empirics.landscape import first_order_violation, input_landscape
+    """E2 on one split: :func:`robmem.empirics.landscape.input_landscape` on a seeded subset."""
+    from robmem.empirics.landscape import first_order_violation, input_landscape
 
     idx = _subset_index(int(x.shape[0]), samples, seed, "landscape_samples")
     sel = torch.as_tensor(idx, device=x.device)
@@ -1030,7 +1030,7 @@ def flatness_bounds(
     dim: int,
 ) -> FlatnessBounds:
     """B1 at radius ``eps`` from the E1 measurements and the E2 curves (as the report's B1)."""
-    from theory.bounds.flatness import first_order_robust_gap, global_flatness_gap
+    from robmem.theory.bounds.flatness import first_order_robust_gap, global_flatness_gap
 
     t = curves["test"]
     k = min(range(len(t.eps)), key=lambda i: abs(t.eps[i] - eps))
@@ -1106,7 +1106,7 @@ def clean_bound(
     model: nn.Module, x: torch.Tensor, train: SplitMeasurement, test: SplitMeasurement
 ) -> CleanBound:
     """B2: BHLM VC dimension of the called layers, Mohri's VC gap bound, the measured gap."""
-    from theory.bounds.vc import (
+    from robmem.theory.bounds.vc import (
         clean_gap_sqrt_complexity,
         vc_dimension_upper_from_layers,
         vc_generalization_gap,
@@ -1326,7 +1326,7 @@ def analyze(
     curves: dict[str, FlatnessCurve] = {}
     b1 = None
     if norm != "inf":
-        reason = "the landscape measurement (empirics.landscape) is ℓ∞ only; norm is ℓ2"
+        reason = "the landscape measurement (robmem.empirics.landscape) is ℓ∞ only; norm is ℓ2"
         skipped["E2"] = skipped["B1"] = reason
     else:
         for name, (xs, ys) in (("train", (train_x, train_y)), ("test", (test_x, test_y))):
@@ -1339,7 +1339,7 @@ def analyze(
 
     comp = None
     if complexity:
-        from empirics.complexity import model_complexity
+        from robmem.empirics.complexity import model_complexity
 
         say("E5: complexity measures")
         try:
@@ -1423,14 +1423,14 @@ def epoch_checkpoint_callback(every: int = 1) -> Callable[[Any], dict[str, Any]]
     """A trainer callback keeping ``checkpoints/epoch-NNNN.pt`` every ``every`` epochs.
 
     The trainer keeps only ``last.pt`` and ``best.pt``; pass this to
-    :func:`empirics.trainers.train` (``callbacks=[...]``) to keep the epochs that
+    :func:`robmem.empirics.trainers.train` (``callbacks=[...]``) to keep the epochs that
     ``robmem analyze --epochs all`` draws B1's per-epoch curve from. The files use the
     suite's checksummed format and hold the model weights, the epoch and the config only.
     """
     every = _require_int("every", every, 1)
 
     def callback(ctx: Any) -> dict[str, Any]:
-        from empirics.checkpoint import save_checkpoint
+        from robmem.empirics.checkpoint import save_checkpoint
 
         if int(ctx.epoch) % every == 0:
             folder = ctx.run_dir / "checkpoints"
@@ -1466,7 +1466,7 @@ def run_checkpoints(run_dir: Any) -> list[RunCheckpoint]:
     """
     import pathlib
 
-    from empirics.checkpoint import load_checkpoint
+    from robmem.empirics.checkpoint import load_checkpoint
 
     folder = pathlib.Path(run_dir) / "checkpoints"
     if not folder.is_dir():
@@ -1487,8 +1487,8 @@ def run_checkpoints(run_dir: Any) -> list[RunCheckpoint]:
 
 def model_from_checkpoint(config: Any, path: Any, *, device: str = "cpu") -> nn.Module:
     """Build the run's architecture and load the weights of one checkpoint (safely)."""
-    from empirics.checkpoint import load_checkpoint
-    from empirics.complexity import initial_model
+    from robmem.empirics.checkpoint import load_checkpoint
+    from robmem.empirics.complexity import initial_model
 
     model = initial_model(config, device=device)
     model.load_state_dict(load_checkpoint(path, map_location=device)["model"])

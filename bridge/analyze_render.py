@@ -1,6 +1,6 @@
 """Output of ``robmem analyze``: HTML, Markdown, JSON, CSV and figures (issue 15).
 
-The same files and figure style as ``robmem report`` (:mod:`bridge.report`): a
+The same files and figure style as ``robmem report`` (:mod:`robmem.bridge.report`): a
 self-contained ``index.html`` (figures inlined), its Markdown twin ``report.md``,
 ``report.json`` with every number and interval, ``numbers.csv`` (section, model, number,
 value), ``per_example.csv`` (robust loss and margin of every analysed example) and
@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from bridge import render
-from bridge.analyze import Analysis
-from bridge.render import FIGURES_DIR, format_number, json_safe
-from bridge.stats import Estimate
+from robmem.bridge import render
+from robmem.bridge.analyze import Analysis
+from robmem.bridge.render import FIGURES_DIR, format_number, json_safe
+from robmem.bridge.stats import Estimate
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ MARKDOWN_FILE = "report.md"
 JSON_FILE = "report.json"
 CSV_FILE = "numbers.csv"
 PER_EXAMPLE_FILE = "per_example.csv"
-#: Resolution of the PNG files, as the report's figures (bridge.plots.DPI).
+#: Resolution of the PNG files, as the report's figures (robmem.bridge.plots.DPI).
 DPI: int = 110
 #: Smallest value drawn on a log axis (a non-positive measured gap is drawn there).
 LOG_FLOOR: float = 1e-3

@@ -16,12 +16,12 @@ from collections.abc import Sequence
 
 # Subcommand modules, in the order they appear in ``robmem --help``.
 COMMAND_MODULES: tuple[str, ...] = (
-    "bridge.cmd_construct",
-    "bridge.cmd_sizes",
-    "bridge.cmd_train",
-    "bridge.cmd_report",
-    "bridge.cmd_sweep",
-    "bridge.cmd_analyze",
+    "robmem.bridge.cmd_construct",
+    "robmem.bridge.cmd_sizes",
+    "robmem.bridge.cmd_train",
+    "robmem.bridge.cmd_report",
+    "robmem.bridge.cmd_sweep",
+    "robmem.bridge.cmd_analyze",
 )
 
 

@@ -5,7 +5,7 @@ The model comes from
 * a run folder of the suite (``config.json`` + ``checkpoints/``): one checkpoint
   (``--epochs last``/``best``) or every saved epoch (``--epochs all``), which draws B1's
   per-epoch curve. The trainer keeps ``last.pt`` and ``best.pt`` only; epochs saved with
-  :func:`bridge.analyze.epoch_checkpoint_callback` are found too. Data, ε, norm and the
+  :func:`robmem.bridge.analyze.epoch_checkpoint_callback` are found too. Data, ε, norm and the
   evaluation PGD default to the run's own;
 * a TorchScript file (``torch.jit.save``) or a ``torch.export`` archive (``torch.export.save``,
   ``.pt2``);
@@ -36,7 +36,7 @@ import warnings
 import zipfile
 from typing import TYPE_CHECKING, Any
 
-from bridge.cmd_train import parse_float, parse_json_object
+from robmem.bridge.cmd_train import parse_float, parse_json_object
 
 if TYPE_CHECKING:
     from torch import nn
@@ -147,7 +147,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # ============================================================================ model loading
 def _file_kind(path: pathlib.Path) -> str:
     """``robmem-checkpoint``, ``export``, ``torchscript`` or ``state-dict``."""
-    from empirics.checkpoint import _TRAILER_TAG
+    from robmem.empirics.checkpoint import _TRAILER_TAG
 
     with open(path, "rb") as fh:
         fh.seek(0, 2)
@@ -188,7 +188,7 @@ def load_state_dict_file(path: pathlib.Path) -> dict[str, Any]:
 
     import torch
 
-    from empirics.checkpoint import CheckpointError, load_checkpoint
+    from robmem.empirics.checkpoint import CheckpointError, load_checkpoint
 
     if _file_kind(path) == "robmem-checkpoint":
         try:
@@ -212,7 +212,7 @@ def load_model_file(
     """The model in ``path`` (TorchScript, torch.export, or a state dict of ``arch``)."""
     import torch
 
-    from bridge.analyze import ExportedModule
+    from robmem.bridge.analyze import ExportedModule
 
     kind = _file_kind(path)
     if kind == "export":
@@ -234,7 +234,7 @@ def load_model_file(
 def build_from_state_dict(
     state: dict[str, Any], arch: str, model_kwargs: dict[str, Any], data: Any
 ) -> nn.Module:
-    from empirics.models import build_model
+    from robmem.empirics.models import build_model
 
     model = build_model(arch, data.num_classes, data.in_shape, **model_kwargs)
     try:
@@ -260,9 +260,9 @@ def _epochs_wanted(text: str) -> str | list[int]:
 
 
 def _select_checkpoints(run_dir: pathlib.Path, config: Any, wanted: str | list[int]) -> list[Any]:
-    from bridge.analyze import RunCheckpoint, run_checkpoints
-    from empirics.checkpoint import load_checkpoint
-    from empirics.runs import RunPaths
+    from robmem.bridge.analyze import RunCheckpoint, run_checkpoints
+    from robmem.empirics.checkpoint import load_checkpoint
+    from robmem.empirics.runs import RunPaths
 
     paths = RunPaths(run_dir)
     if wanted in ("last", "best"):
@@ -300,9 +300,9 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``robmem analyze``: progress to stderr, a summary to stdout."""
     import torch
 
-    from bridge.analyze import analyze, model_from_checkpoint
-    from bridge.analyze_render import check_output_dir, write_analysis
-    from empirics.trainers import resolve_device
+    from robmem.bridge.analyze import analyze, model_from_checkpoint
+    from robmem.bridge.analyze_render import check_output_dir, write_analysis
+    from robmem.empirics.trainers import resolve_device
 
     _check_positive(args)
     if args.threads is not None:
@@ -327,10 +327,10 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     analyses = []
     if source.is_dir():
-        from empirics.complexity import initial_model
-        from empirics.config import TrainConfig
-        from empirics.runs import RunPaths
-        from empirics.trainers import build_eval_attack, prepare_data
+        from robmem.empirics.complexity import initial_model
+        from robmem.empirics.config import TrainConfig
+        from robmem.empirics.runs import RunPaths
+        from robmem.empirics.trainers import build_eval_attack, prepare_data
 
         paths = RunPaths(source)
         if not paths.config_json.is_file():
@@ -350,7 +350,7 @@ def run(args: argparse.Namespace) -> int:
             )  # fmt: skip
         elif not args.no_init:
             init = initial_model(config)
-        from empirics.data import DatasetSplit
+        from robmem.empirics.data import DatasetSplit
 
         split = DatasetSplit(
             data.train_x, data.train_y, data.test_x, data.test_y, data.num_classes,
@@ -383,7 +383,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--eps is required for a model file (radius in pixel units)")
         if args.epochs != "last":
             raise ValueError("--epochs applies to run folders only")
-        from empirics.data import load_dataset
+        from robmem.empirics.data import load_dataset
 
         data_seed = args.data_seed if args.data_seed is not None else 0
         split = load_dataset(

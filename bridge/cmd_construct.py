@@ -12,10 +12,10 @@ import time
 
 import numpy as np
 
-from theory.construction import L2_METHODS, SUBSETS
-from theory.network import ReLUNetwork
-from theory.pipeline import construct_and_certify
-from theory.separation import synthetic_separated_points
+from robmem.theory.construction import L2_METHODS, SUBSETS
+from robmem.theory.network import ReLUNetwork
+from robmem.theory.pipeline import construct_and_certify
+from robmem.theory.separation import synthetic_separated_points
 
 #: Data sets this command knows.
 DATASETS: tuple[str, ...] = ("digits", "mnist10k", "synthetic")
@@ -36,7 +36,7 @@ def _load(name: str, n: int | None, seed: int, dim: int) -> tuple[np.ndarray, np
         bunch = load_digits()
         x, y = bunch.data / 16.0, bunch.target.astype(np.int64)
     elif name == "mnist10k":
-        from empirics.idx import load_mnist_test_idx
+        from robmem.empirics.idx import load_mnist_test_idx
 
         images, labels = load_mnist_test_idx()
         x, y = images.reshape(images.shape[0], -1), labels

@@ -13,8 +13,8 @@ import argparse
 import sys
 import time
 
-from bridge.cache import RunCache, default_cache_dir
-from bridge.registry import TIERS, select_claims
+from robmem.bridge.cache import RunCache, default_cache_dir
+from robmem.bridge.registry import TIERS, select_claims
 
 
 def _claim_list(text: str) -> list[str]:
@@ -103,7 +103,7 @@ def _list_claims(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``robmem report``; prints progress to stderr and the verdicts to stdout."""
-    from bridge.report import build_report
+    from robmem.bridge.report import build_report
 
     if args.list:
         return _list_claims(args)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from theory.sizes import format_size_table, size_table
+from robmem.theory.sizes import format_size_table, size_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -3,7 +3,7 @@
 The base config comes from ``--config``/``--preset`` and the TrainConfig flags of
 ``robmem train``; the grid from ``--seeds``, ``--noise-rates``, ``--epsilons`` and any number of
 ``--grid FIELD=V1,V2``. Each run gets the folder ``OUT/<field=value_...>``; finished runs are
-skipped, interrupted ones resumed (:mod:`bridge.sweep`).
+skipped, interrupted ones resumed (:mod:`robmem.bridge.sweep`).
 
 Examples::
 
@@ -21,7 +21,7 @@ import json
 import pathlib
 import sys
 
-from bridge.cmd_train import add_config_flags, parse_float, resolve_config
+from robmem.bridge.cmd_train import add_config_flags, parse_float, resolve_config
 
 
 def _list_of(parse):
@@ -64,8 +64,8 @@ def _grid_item(text: str) -> tuple[str, list]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``sweep`` sub-command."""
-    from bridge.sweep import BACKENDS
-    from empirics.config import PRESETS
+    from robmem.bridge.sweep import BACKENDS
+    from robmem.empirics.config import PRESETS
 
     p = subparsers.add_parser(
         "sweep",
@@ -105,7 +105,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``robmem sweep``; returns 0 when every run completed or was skipped."""
-    from bridge.sweep import FAILED, run_sweep, sweep_runs, write_manifest
+    from robmem.bridge.sweep import FAILED, run_sweep, sweep_runs, write_manifest
 
     if args.out is None:
         raise ValueError("--out is required (the sweep folder)")

@@ -1,6 +1,6 @@
 """``robmem train``: run one training configuration in a run directory.
 
-Every :class:`empirics.config.TrainConfig` field is a flag (``--field-name``), typed from the
+Every :class:`robmem.empirics.config.TrainConfig` field is a flag (``--field-name``), typed from the
 dataclass, with the field's unit-bearing comment as its help. Booleans come in pairs
 (``--augment`` / ``--no-augment``), optional values accept ``none``, float flags accept
 fractions such as ``8/255``. A config file (``--config x.toml`` or ``.json``) or a named
@@ -83,7 +83,7 @@ def _flag(name: str) -> str:
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """Add one flag per TrainConfig field (default: not given, i.e. keep the base value)."""
-    from empirics import config as cfg
+    from robmem.empirics import config as cfg
 
     hints = typing.get_type_hints(cfg.TrainConfig)
     comments = cfg.field_comments()
@@ -122,7 +122,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` sub-command."""
-    from empirics.config import PRESETS
+    from robmem.empirics.config import PRESETS
 
     parser = subparsers.add_parser(
         "train",
@@ -162,7 +162,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def resolve_config(args: argparse.Namespace):
     """Return the TrainConfig given by ``--config``/``--preset``/stored run, then the flags."""
-    from empirics.config import TrainConfig, preset
+    from robmem.empirics.config import TrainConfig, preset
 
     if args.config is not None and args.preset is not None:
         raise ValueError("--config and --preset are exclusive; give one of them")
@@ -195,8 +195,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.run_dir is None:
         raise ValueError("--run-dir is required (a new or empty folder, or --resume)")
-    from empirics.checkpoint import CheckpointError
-    from empirics.trainers import NonFiniteLossError, train
+    from robmem.empirics.checkpoint import CheckpointError
+    from robmem.empirics.trainers import NonFiniteLossError, train
 
     try:
         result = train(config, args.run_dir, resume=args.resume, progress=args.progress)

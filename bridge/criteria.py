@@ -2,7 +2,7 @@
 
 One place for all thresholds: name (the statistic's key), what it measures with its unit,
 the side the claim predicts, the threshold and where the threshold comes from. The verdict
-rule that reads them is :func:`bridge.verdicts.decide`. A criterion changed after results
+rule that reads them is :func:`robmem.bridge.verdicts.decide`. A criterion changed after results
 were seen is recorded in :data:`AMENDMENTS` with the old and new text, the date and the
 reason; the report lists them.
 
@@ -11,7 +11,7 @@ All accuracies and gaps are in percentage points (pts); chance is 100/C for C cl
 
 from __future__ import annotations
 
-from bridge.verdicts import ABOVE, BELOW, WITHIN, Amendment, Criterion
+from robmem.bridge.verdicts import ABOVE, BELOW, WITHIN, Amendment, Criterion
 
 #: "≈ chance": within this many points of 100/C ([P2] §3 Fig 1: TRADES stays at chance).
 CHANCE_SLACK_PTS: float = 10.0
@@ -33,7 +33,7 @@ def phase_verdict(cell_verdicts: list[str]) -> str:
     otherwise takes the common verdict of the applicable cells (inconclusive when they
     disagree; the report names the cells of each verdict).
     """
-    from bridge.verdicts import NOT_APPLICABLE, combine
+    from robmem.bridge.verdicts import NOT_APPLICABLE, combine
 
     if not cell_verdicts:
         raise ValueError("cell_verdicts must not be empty")
@@ -180,7 +180,7 @@ E4_CRITERIA = (
 )
 
 #: E4 over the phase diagram (cpu-full, gpu): also the local smoothness probe at the final
-#: model (empirics.smoothness.local_smoothness), fixed before the phase runs.
+#: model (robmem.empirics.smoothness.local_smoothness), fixed before the phase runs.
 E4_PHASE_CRITERIA = E4_CRITERIA + (
     Criterion(
         "log10_smoothness_ratio",

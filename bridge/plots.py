@@ -1,6 +1,6 @@
 """Bound-vs-measurement figures of the report (SPEC B1-B4, E1-E6), matplotlib Agg backend.
 
-Each function writes one PNG and returns the :class:`bridge.registry.Figure` (file name and
+Each function writes one PNG and returns the :class:`robmem.bridge.registry.Figure` (file name and
 caption). Captions always name the data, model, ε, seeds and tier (via :class:`Setup`); axes
 carry units ("nats" for cross-entropy, "%" for accuracies, "pixel units, [0,1] scale" for ε).
 """
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bridge.registry import Figure
-from bridge.stats import Estimate
+from robmem.bridge.registry import Figure
+from robmem.bridge.stats import Estimate
 
 #: Resolution of the PNG files (dots per inch): legible in the HTML at 100 % zoom.
 DPI: int = 110
@@ -161,7 +161,7 @@ def plot_bars_ci(
 ) -> Figure:
     """Grouped bars of means with 95 % CI error bars and the per-seed values as dots.
 
-    ``groups[group][bar] = Estimate`` (:class:`bridge.stats.Estimate`); unbounded intervals
+    ``groups[group][bar] = Estimate`` (:class:`robmem.bridge.stats.Estimate`); unbounded intervals
     are drawn without a bar.
     """
     plt = _plt()
@@ -218,7 +218,7 @@ def plot_curves_ci(
     vlines: Sequence[float] = (),
 ) -> Figure:
     """Mean curve with a 95 % t-interval band over seeds: ``series[label] = (x, [y per seed])``."""
-    from bridge.stats import mean_ci
+    from robmem.bridge.stats import mean_ci
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -272,7 +272,7 @@ def plot_scatter(
     return _save(fig, figures_dir, filename, title_text, setup)
 
 
-#: Cell colours of :func:`plot_phase_diagram`, by verdict word (bridge.verdicts).
+#: Cell colours of :func:`plot_phase_diagram`, by verdict word (robmem.bridge.verdicts).
 PHASE_COLOURS: dict[str, str] = {
     "reproduced": "#8fd18f",
     "not reproduced": "#f19c9c",

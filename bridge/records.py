@@ -2,7 +2,7 @@
 
 A claim is a pure function from :class:`RunRecord` objects to a verdict, so that unit tests can
 hand-make records (no training) and drive every claim to each of its verdicts. The run store
-(:mod:`bridge.claims.runs`) turns a run folder into a record; :func:`record_from_json` /
+(:mod:`robmem.bridge.claims.runs`) turns a run folder into a record; :func:`record_from_json` /
 :meth:`RunRecord.to_json` are the cached form.
 """
 
@@ -118,7 +118,7 @@ class RunRecord:
         The run family (all seeds of one setting share it, e.g. ``"e1-at-digits"``).
     seed : int
     config : dict
-        The :class:`empirics.config.TrainConfig` as a dict.
+        The :class:`robmem.empirics.config.TrainConfig` as a dict.
     rows : tuple of EpochRow
         Evaluated epochs, in order.
     epoch_grad_sq : tuple of float

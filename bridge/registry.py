@@ -1,12 +1,12 @@
 """The claim registry: one entry per SPEC id (E1-E6, B1-B4, T1-T4) (SPEC B5).
 
 Each :class:`Claim` states the paper's claim, its source, its **kind** (empirical, or a kind
-of mathematical check), its pre-registered criteria and premises (:mod:`bridge.criteria`),
+of mathematical check), its pre-registered criteria and premises (:mod:`robmem.bridge.criteria`),
 and per tier which runs it needs (``requests(tier)``) or why it is not run there. A claim's
 ``evaluate(ctx)`` is a pure function of the run records in ``ctx.records`` (plus, for the
 theory claims, computation on fixed instances): unit tests feed it hand-made records.
 
-The entries themselves live in :mod:`bridge.claims` (one module per claim or group of claims
+The entries themselves live in :mod:`robmem.bridge.claims` (one module per claim or group of claims
 sharing runs); :func:`all_claims` collects them in SPEC order.
 """
 
@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.records import Records
-from bridge.stats import Estimate
-from bridge.verdicts import (
+from robmem.bridge.records import Records
+from robmem.bridge.stats import Estimate
+from robmem.bridge.verdicts import (
     EMPIRICAL,
     EMPIRICAL_VERDICTS,
     FAILED,
@@ -75,14 +75,14 @@ CLAIM_IDS: tuple[str, ...] = (
     "T4",
 )
 
-#: Modules of :mod:`bridge.claims` that define ``CLAIMS: list[Claim]``.
+#: Modules of :mod:`robmem.bridge.claims` that define ``CLAIMS: list[Claim]``.
 CLAIM_MODULES: tuple[str, ...] = (
-    "bridge.claims.at_small",
-    "bridge.claims.random_labels",
-    "bridge.claims.noise_rates",
-    "bridge.claims.overfitting",
-    "bridge.claims.construction",
-    "bridge.claims.theory_checks",
+    "robmem.bridge.claims.at_small",
+    "robmem.bridge.claims.random_labels",
+    "robmem.bridge.claims.noise_rates",
+    "robmem.bridge.claims.overfitting",
+    "robmem.bridge.claims.construction",
+    "robmem.bridge.claims.theory_checks",
 )
 
 
@@ -129,7 +129,7 @@ class ClaimResult:
     summary : str
         One or two sentences: the decisive numbers (mean [CI]) against the criterion.
     estimates : dict
-        Statistic name → :class:`bridge.stats.Estimate` (mean, 95 % CI, n, per-seed values):
+        Statistic name → :class:`robmem.bridge.stats.Estimate` (mean, 95 % CI, n, per-seed values):
         every number behind the verdict.
     numbers : dict
         Other facts: name → finite float / int / bool / str.
@@ -196,9 +196,9 @@ class Claim:
     paper_claim : str
     source : str
     kind : str
-        ``"empirical"`` or a mathematical kind (:data:`bridge.verdicts.MATH_KINDS`).
+        ``"empirical"`` or a mathematical kind (:data:`robmem.bridge.verdicts.MATH_KINDS`).
     criteria, premises : tuple of Criterion
-        The pre-registered tests (empirical claims; :mod:`bridge.criteria`).
+        The pre-registered tests (empirical claims; :mod:`robmem.bridge.criteria`).
     criterion : str
         The verdict rule in words (mathematical claims; empirical ones derive it).
     tiers : mapping

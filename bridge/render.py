@@ -1,8 +1,8 @@
 """What every page the suite writes shares: the output folder, number formatting, tables,
 inlined figures, CSS and the page's parts.
 
-Used by the claim report (:mod:`bridge.report`) and ``robmem analyze``
-(:mod:`bridge.analyze_render`), so that both look and read alike.
+Used by the claim report (:mod:`robmem.bridge.report`) and ``robmem analyze``
+(:mod:`robmem.bridge.analyze_render`), so that both look and read alike.
 """
 
 from __future__ import annotations

@@ -33,12 +33,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge import render
-from bridge.cache import RunCache
-from bridge.claims.runs import merge_requests, recorded_seconds, run_requests
-from bridge.criteria import AMENDMENTS, criteria_table
-from bridge.records import Records
-from bridge.registry import (
+from robmem.bridge import render
+from robmem.bridge.cache import RunCache
+from robmem.bridge.claims.runs import merge_requests, recorded_seconds, run_requests
+from robmem.bridge.criteria import AMENDMENTS, criteria_table
+from robmem.bridge.records import Records
+from robmem.bridge.registry import (
     FAILED,
     INCONCLUSIVE,
     NOT_RUN,
@@ -50,7 +50,7 @@ from bridge.registry import (
     check_tier,
     select_claims,
 )
-from bridge.render import FIGURES_DIR, format_number, html_table, json_safe, md_table
+from robmem.bridge.render import FIGURES_DIR, format_number, html_table, json_safe, md_table
 
 logger = logging.getLogger(__name__)
 
@@ -421,7 +421,7 @@ def build_report(
     force : bool
         Write into a non-empty folder that is not a previous report (no file is deleted).
     cache : RunCache, optional
-        Run cache (default folder: :func:`bridge.cache.default_cache_dir`).
+        Run cache (default folder: :func:`robmem.bridge.cache.default_cache_dir`).
     progress : callable, optional
         ``progress(message)``, e.g. printing to stderr.
     command : str, optional
@@ -438,7 +438,7 @@ def build_report(
     """
     check_tier(tier)
     if device is not None:
-        from empirics.config import TrainConfig
+        from robmem.empirics.config import TrainConfig
 
         TrainConfig(device=device)  # ValueError naming `device` and its allowed values
     claims = select_claims(claim_ids)

@@ -1,6 +1,6 @@
 """Sweeps: a list of training runs (seeds × noise rates × ε × …) built from one base config.
 
-A sweep is a plain list of :class:`SweepRun` (name, :class:`~empirics.config.TrainConfig`,
+A sweep is a plain list of :class:`SweepRun` (name, :class:`~robmem.empirics.config.TrainConfig`,
 run directory) made by :func:`sweep_runs` from a base config and a grid of field values. It
 runs through one of three engines (:func:`run_sweep`):
 
@@ -14,7 +14,7 @@ runs through one of three engines (:func:`run_sweep`):
 
 Finished runs (``status.json`` says ``completed`` and the stored config equals the requested
 one) are skipped; a started but unfinished run is resumed from its last checkpoint
-(:func:`empirics.trainers.train` with ``resume=True``), so re-running an interrupted sweep
+(:func:`robmem.empirics.trainers.train` with ``resume=True``), so re-running an interrupted sweep
 only does the missing work. A folder holding a *different* config is never touched: that run
 fails with the config difference named, the others go on.
 """
@@ -31,8 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from empirics import runs as run_files
-from empirics.config import TrainConfig
+from robmem.empirics import runs as run_files
+from robmem.empirics.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def execute_run(
     """
     if visible_devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = visible_devices
-    from empirics.trainers import train
+    from robmem.empirics.trainers import train
 
     run = SweepRun(name, TrainConfig.from_json(config_json), pathlib.Path(run_dir))
     state = run_state(run)

@@ -3,7 +3,7 @@
 Empirical claims
     A claim states one or more **criteria** (a statistic, a threshold and the side the claim
     predicts) and zero or more **premises** (what must hold for the claim to be testable in
-    this regime). Each statistic is an :class:`bridge.stats.Estimate` with a 95 % CI.
+    this regime). Each statistic is an :class:`robmem.bridge.stats.Estimate` with a 95 % CI.
 
     * a premise whose CI lies wholly on its failing side → **not applicable at this tier**;
     * a premise whose CI straddles its threshold → **inconclusive** (the regime is uncertain);
@@ -26,7 +26,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bridge.stats import Estimate
+from robmem.bridge.stats import Estimate
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"

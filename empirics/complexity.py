@@ -179,6 +179,7 @@ def initial_model(config: Any, *, device: str = "cpu") -> Any:
     device : str
     """
     import torch
+
     from robmem.empirics.config import TrainConfig
     from robmem.empirics.models import build_model
     from robmem.empirics.trainers import prepare_data

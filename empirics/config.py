@@ -26,7 +26,7 @@ from typing import Any
 METHODS: tuple[str, ...] = ("standard", "pgd", "fgsm-rs", "trades", "pgd-te", "trades-te")
 #: Data sets of plain vectors, on which ``augment`` is rejected (no augmentation is defined).
 VECTOR_DATASETS: tuple[str, ...] = ("synthetic-separated", "linear-separable")
-#: Learning-rate schedules, see :mod:`empirics.schedules`.
+#: Learning-rate schedules, see :mod:`robmem.empirics.schedules`.
 SCHEDULES: tuple[str, ...] = ("constant", "piecewise", "multistep", "cosine", "cyclic")
 NORMS: tuple[str, ...] = ("inf", "2")
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
@@ -54,7 +54,7 @@ class TrainConfig:
     """
 
     # --- data -------------------------------------------------------------------------
-    dataset: str = "digits"  # a name accepted by empirics.data.load_dataset
+    dataset: str = "digits"  # a name accepted by robmem.empirics.data.load_dataset
     data_root: str | None = None  # folder for torchvision / idx data; None = library default
     download: bool = False  # let torchvision download missing data
     n_train: int | None = None  # training examples kept (None = all)
@@ -66,7 +66,7 @@ class TrainConfig:
     augment: bool = False  # images: crop (pad augment_padding px) + flip; mnist1d: shift + noise
     augment_padding: int = 4  # pixels of zero padding before the random crop
     # --- model --------------------------------------------------------------------------
-    model: str = "mlp"  # a name accepted by empirics.models.build_model
+    model: str = "mlp"  # a name accepted by robmem.empirics.models.build_model
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # extra build_model kwargs
     # --- method and threat model ---------------------------------------------------------
     method: str = "pgd"  # one of METHODS
@@ -129,8 +129,8 @@ class TrainConfig:
         _choice("compile_mode", self.compile_mode, COMPILE_MODES)
         _choice("select_mode", self.select_mode, ("max", "min"))
         # Names are checked here, before any run directory is created.
-        from empirics.data import DATASET_NAMES
-        from empirics.models import MODEL_NAMES
+        from robmem.empirics.data import DATASET_NAMES
+        from robmem.empirics.models import MODEL_NAMES
 
         _choice("dataset", self.dataset, DATASET_NAMES)
         _choice("model", self.model, MODEL_NAMES)

@@ -1,6 +1,6 @@
 """The T1 construction f̂ evaluated in torch from its blocks (SPEC B3; for PGD against f̂).
 
-Independent of the lowered :class:`theory.network.ReLUNetwork` (B3 compares the two): the
+Independent of the lowered :class:`robmem.theory.network.ReLUNetwork` (B3 compares the two): the
 ℓ∞ distances r_i(x) = ‖x − c_i‖_∞, the trapezoid bumps h_i = (σ(β_i − r_i) − σ(α_i − r_i)) /
 (β_i − α_i), the one-hot read-out and, with f_clean, the gate σ(f − M·g) − σ(−f − M·g)
 with g = Σ_i h_i. All in float32; memory is batch·N·d floats.
@@ -15,7 +15,7 @@ from torch import nn
 
 
 class ConstructionModule(nn.Module):
-    """f̂ of a ℓ∞ :class:`theory.construction.RobustMemorizer` with ``clean`` as f_clean."""
+    """f̂ of a ℓ∞ :class:`robmem.theory.construction.RobustMemorizer` with ``clean`` as f_clean."""
 
     def __init__(self, model: Any, clean: nn.Module | None) -> None:
         super().__init__()

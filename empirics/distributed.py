@@ -1,6 +1,6 @@
 """Data-parallel adversarial training with ``torch.distributed`` (DDP, launched by torchrun).
 
-:func:`train_distributed` runs :func:`empirics.trainers.train` with a :class:`TorchGroup`:
+:func:`train_distributed` runs :func:`robmem.empirics.trainers.train` with a :class:`TorchGroup`:
 every rank draws the same shuffling, augments the whole global batch (``config.batch_size``)
 and keeps its contiguous shard (:func:`shard_bounds`); the attacks draw their random starts
 for the whole global batch and keep the shard's rows, so each example gets the start of a
@@ -14,7 +14,7 @@ order of the gradient all-reduce. BatchNorm uses per-shard statistics (no SyncBa
 
 Launch (one process per GPU, or per CPU slot with gloo)::
 
-    torchrun --standalone --nproc_per_node 4 -m empirics.distributed \\
+    torchrun --standalone --nproc_per_node 4 -m robmem.empirics.distributed \\
         --config run.toml --run-dir runs/ddp
     torchrun --standalone --nproc_per_node 4 -m empirics.distributed --run-dir runs/ddp --resume
 
@@ -35,10 +35,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from empirics import runs
-from empirics.config import TrainConfig
-from empirics.methods import TEBank
-from empirics.trainers import Callback, Group, NonFiniteLossError, train
+from robmem.empirics import runs
+from robmem.empirics.config import TrainConfig
+from robmem.empirics.methods import TEBank
+from robmem.empirics.trainers import Callback, Group, NonFiniteLossError, train
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def _init_process_group(backend: str | None, device_type: str) -> tuple[int, int
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         raise ValueError(
             "torch.distributed is not initialised and RANK/WORLD_SIZE are unset; launch with "
-            "`torchrun --nproc_per_node N -m empirics.distributed ...`"
+            "`torchrun --nproc_per_node N -m robmem.empirics.distributed ...`"
         )
     if backend is None:
         backend = "nccl" if device_type == "cuda" else "gloo"
@@ -131,7 +131,7 @@ def train_distributed(
 
     ``backend`` ("gloo", "nccl" or "mpi"; default nccl on CUDA, gloo on CPU) is used when the
     process group is not initialised yet. ValueError when not launched under torchrun; the
-    other errors are :func:`~empirics.trainers.train`'s, raised on every rank.
+    other errors are :func:`~robmem.empirics.trainers.train`'s, raised on every rank.
     """
     config.validate()
     device = _local_device(config)
@@ -208,9 +208,9 @@ class TorchGroup(Group):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``torchrun ... -m empirics.distributed --config C --run-dir D [--resume]``."""
+    """``torchrun ... -m robmem.empirics.distributed --config C --run-dir D [--resume]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m empirics.distributed",
+        prog="python -m robmem.empirics.distributed",
         description="Data-parallel training (launch with torchrun; one process per device).",
     )
     parser.add_argument("--config", type=pathlib.Path, help="TrainConfig file (.toml or .json)")

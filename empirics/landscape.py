@@ -92,7 +92,7 @@ def _loss_and_gradnorm(
     """
     import torch
 
-    from empirics.attacks import check_labels_fit
+    from robmem.empirics.attacks import check_labels_fit
 
     x = x.detach().requires_grad_(True)
     logits = model(x)
@@ -251,7 +251,7 @@ def input_landscape(
         raise ValueError(f"x and y must have the same length, got {x.shape[0]} and {y.shape[0]}")
     if x.shape[0] == 0:
         raise ValueError("x must hold at least one sample")
-    from empirics.attacks import check_batch
+    from robmem.empirics.attacks import check_batch
 
     label_max = check_batch(x, y)  # finite, in [0, 1] (pixel space), one label per sample
     loss_fn = loss_fn or _per_sample_ce

@@ -11,10 +11,10 @@ layer first (Jiang et al. 2020 / nitarshan ``_reparam``), then computes, per wei
 * their margin-normalized versions at a low quantile (default the 10th percentile) of the
   clean — or, with ``x_margin``, adversarial — margins;
 * the Bartlett et al. (2017) and Neyshabur et al. (2018) spectral bounds
-  (:mod:`theory.bounds.spectral`);
+  (:mod:`robmem.theory.bounds.spectral`);
 * PAC-Bayes sharpness with the σ search of Jiang et al. (2020) (constants in
   :class:`SigmaSearchConfig`) and a kl-inversion certificate for the Gaussian posterior
-  (:func:`theory.bounds.pacbayes.gaussian_posterior_certificate`).
+  (:func:`robmem.theory.bounds.pacbayes.gaussian_posterior_certificate`).
 
 Names follow nitarshan/robust-generalization-measures' ``ComplexityType`` (whose values are
 Jiang et al.'s equation numbers, given in :data:`MEASURE_EQUATIONS`); values are the raw
@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from theory.bounds import spectral as spectral_bounds
-from theory.bounds.pacbayes import gaussian_posterior_certificate
+from robmem.theory.bounds import spectral as spectral_bounds
+from robmem.theory.bounds.pacbayes import gaussian_posterior_certificate
 
 logger = logging.getLogger(__name__)
 

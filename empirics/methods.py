@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from empirics.attacks import FGSMRS, PGD, Attack, TradesPGD, trades_kl
-from empirics.config import TrainConfig
+from robmem.empirics.attacks import FGSMRS, PGD, Attack, TradesPGD, trades_kl
+from robmem.empirics.config import TrainConfig
 
 #: Laine & Aila (2017) sigmoid ramp-up exponent, as ``sigmoid_rampup`` in [P2]'s train_te.py.
 TE_RAMPUP_EXPONENT = 5.0
@@ -248,7 +248,7 @@ def method_step(
     ``x`` is the (augmented) clean batch, ``index`` its row numbers in the training set (the TE
     bank's keys), ``epoch`` 1-based. ``attack`` is the method's training attack (built from
     the config when None); ``rows=(lo, hi, n)``: ``x`` is rows ``lo:hi`` of a global batch of
-    ``n`` (data-parallel shard; see :class:`empirics.attacks.Attack`).
+    ``n`` (data-parallel shard; see :class:`robmem.empirics.attacks.Attack`).
     """
     method = METHODS[config.method]
     if attack is None:

@@ -109,7 +109,7 @@ class MLP(nn.Module):
     """Fully connected ReLU network on the flattened input.
 
     ``self.net`` is ``Sequential(Linear, ReLU, …, Linear)``; without BatchNorm that is exactly
-    what :func:`empirics.network_torch.from_torch` reads. With ``batch_norm=True`` each
+    what :func:`robmem.empirics.network_torch.from_torch` reads. With ``batch_norm=True`` each
     hidden block is ``Linear, BatchNorm1d, ReLU`` (BN in train mode uses batch statistics, in
     eval mode its running averages — the attacks run it in eval mode).
     """

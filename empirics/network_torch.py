@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from theory.network import ReLUNetwork
+from robmem.theory.network import ReLUNetwork
 
 #: Largest number of weight entries :func:`to_torch` densifies without ``allow_large=True``
 #: (2**27 float32 entries = 512 MiB).

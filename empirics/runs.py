@@ -13,7 +13,7 @@ Layout of a run directory::
                                  selection on a test metric was explicitly allowed)
 
 Rules: a run directory that already holds files is never overwritten; resuming requires the
-same config (up to :data:`empirics.config.RESUME_MUTABLE_FIELDS`); rows of epochs after the
+same config (up to :data:`robmem.empirics.config.RESUME_MUTABLE_FIELDS`); rows of epochs after the
 last checkpoint are dropped on resume, so the files always agree with the checkpoint.
 """
 
@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from empirics.checkpoint import atomic_write_bytes
-from empirics.config import RESUME_MUTABLE_FIELDS, TrainConfig
+from robmem.empirics.checkpoint import atomic_write_bytes
+from robmem.empirics.config import RESUME_MUTABLE_FIELDS, TrainConfig
 
 CONFIG_JSON = "config.json"
 CONFIG_TOML = "config.toml"
@@ -95,7 +95,7 @@ class RunPaths:
 
 @dataclass
 class RunResult:
-    """What :func:`empirics.trainers.train` returns.
+    """What :func:`robmem.empirics.trainers.train` returns.
 
     Attributes
     ----------
@@ -192,7 +192,7 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-#: Name pattern of the temporary files :func:`empirics.checkpoint.atomic_write_bytes` writes.
+#: Name pattern of the temporary files :func:`robmem.empirics.checkpoint.atomic_write_bytes` writes.
 TEMP_FILE_GLOB = ".*.tmp-*"
 
 
@@ -263,7 +263,7 @@ def open_run_dir_for_resume(run_dir: str | os.PathLike[str], config: TrainConfig
         If ``run_dir`` or its ``config.json`` is missing.
     ValueError
         If the stored config differs from ``config`` in a field outside
-        :data:`empirics.config.RESUME_MUTABLE_FIELDS`; the message names every such field.
+        :data:`robmem.empirics.config.RESUME_MUTABLE_FIELDS`; the message names every such field.
     """
     paths = RunPaths(pathlib.Path(run_dir))
     if not paths.config_json.exists():

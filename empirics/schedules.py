@@ -21,7 +21,7 @@ import bisect
 import math
 from dataclasses import asdict, dataclass, field
 
-from empirics.config import SCHEDULES, TrainConfig
+from robmem.empirics.config import SCHEDULES, TrainConfig
 
 #: [R20] piecewise schedule: the lr drops ×0.1 at half and again at three quarters of training
 #: (``train_cifar.py``: ``t / epochs < 0.5 -> lr_max``, ``< 0.75 -> lr_max / 10``, else ``/100``).
@@ -36,7 +36,7 @@ class Schedule:
     Parameters
     ----------
     name : str
-        One of :data:`empirics.config.SCHEDULES`.
+        One of :data:`robmem.empirics.config.SCHEDULES`.
     lr_max : float
         Peak learning rate.
     epochs : int
@@ -130,7 +130,7 @@ def cyclic_lr(t: float, lr_max: float, epochs: int, peak_fraction: float = 0.4) 
 
 
 def schedule_from_config(config: TrainConfig) -> Schedule:
-    """Return the :class:`Schedule` a :class:`empirics.config.TrainConfig` describes."""
+    """Return the :class:`Schedule` a :class:`robmem.empirics.config.TrainConfig` describes."""
     return Schedule(
         name=config.schedule,
         lr_max=config.peak_lr,

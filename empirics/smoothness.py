@@ -8,7 +8,7 @@ gradient norm averaged over the epoch's minibatches (``notes/paper-dong-memoriza
 
 * :func:`epoch_mean_squared_grad_norm`: [P2]'s per-epoch statistic, from a run's
   ``steps.jsonl`` (one row per optimisation step with the global gradient norm,
-  :func:`empirics.trainers.global_grad_norm`);
+  :func:`robmem.empirics.trainers.global_grad_norm`);
 * :func:`local_smoothness`: a finite-difference probe of the objective's gradient-Lipschitz
   constant along a random direction, ``‖∇_θL(θ + h·u) − ∇_θL(θ)‖₂ / h`` with the adversarial
   examples recomputed at θ + h·u (``notes/verdict-audit.md`` §4, E3/E4). For a loss whose
@@ -50,7 +50,7 @@ def epoch_mean_squared_grad_norm(
     Parameters
     ----------
     steps : path or iterable of mappings
-        A run directory (read with :func:`empirics.runs.load_steps`) or its rows.
+        A run directory (read with :func:`robmem.empirics.runs.load_steps`) or its rows.
 
     Returns
     -------
@@ -58,7 +58,7 @@ def epoch_mean_squared_grad_norm(
         Epoch (1-based) → mean of ``grad_norm**2`` over that epoch's steps, in epoch order.
     """
     if isinstance(steps, (str, os.PathLike)):
-        from empirics.runs import load_steps
+        from robmem.empirics.runs import load_steps
 
         rows: Iterable[Mapping[str, Any]] = load_steps(steps)
     else:
@@ -124,7 +124,7 @@ def _objective_grad(
     attack_seed: int,
 ) -> tuple[float, list[torch.Tensor]]:
     """Loss and parameter gradient of the method's objective, with a fixed attack RNG stream."""
-    from empirics.methods import method_step
+    from robmem.empirics.methods import method_step
 
     device = x.device
     cuda = []
@@ -162,7 +162,7 @@ def local_smoothness(
     Computes ``‖∇_θL(θ + h·u) − ∇_θL(θ)‖₂ / h`` for unit directions u (ℓ2 over all trainable
     parameters, Gaussian then normalized, drawn from ``seed``), where L is the loss of
     ``config.method`` on the fixed batch ``(x, y)`` exactly as the trainer computes it
-    (:func:`empirics.methods.method_step`: PGD-AT is CE on PGD examples, TRADES is
+    (:func:`robmem.empirics.methods.method_step`: PGD-AT is CE on PGD examples, TRADES is
     CE(f(x), y) + β·KL(f(x) ‖ f(x')) with ``config.trades_beta``), and the adversarial examples
     are recomputed at θ + h·u ([P2]'s instability is a property of that composite objective;
     ``notes/verdict-audit.md`` §4). SPEC E4.
@@ -182,7 +182,7 @@ def local_smoothness(
         The model (its trainable parameters are θ).
     x, y : torch.Tensor
         A fixed batch (inputs in [0, 1], integer labels), on the model's device.
-    config : empirics.config.TrainConfig
+    config : robmem.empirics.config.TrainConfig
         Method (one of :data:`PROBE_METHODS`), ε, attack steps/step size, β.
     h : float > 0
         Step length along the unit direction.
@@ -196,7 +196,7 @@ def local_smoothness(
         One explicit direction (shapes of the trainable parameters; normalized here) instead of
         random ones; ``n_directions`` must then be 1.
     """
-    from empirics.config import TrainConfig
+    from robmem.empirics.config import TrainConfig
 
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")

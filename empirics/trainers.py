@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from robmem.empirics import runs
 from robmem.empirics.checkpoint import (
     atomic_write_bytes,
@@ -36,7 +38,6 @@ from robmem.empirics.checkpoint import (
 from robmem.empirics.config import TrainConfig
 from robmem.empirics.methods import METHODS, StepOutput, TEBank, method_step, te_weight
 from robmem.empirics.schedules import Schedule, schedule_from_config
-from torch import nn
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ def _sep_data():
 
 
 def _theory_cases():
-    from theory import (
+    from robmem.theory import (
         certify,
         construction,
         counting,
@@ -134,7 +134,7 @@ def _theory_cases():
 
 
 def _bound_cases():
-    from theory.bounds import REGISTRY
+    from robmem.theory.bounds import REGISTRY
 
     cases = []
     for name, spec in sorted(REGISTRY.items()):
@@ -160,11 +160,11 @@ def _bound_cases():
 def _empirics_cases():
     import torch
 
-    from empirics import attacks, data, models
-    from empirics.config import TrainConfig
-    from empirics.landscape import input_landscape
-    from empirics.measures import complexity_measures, quantile_margin
-    from empirics.memorization import per_example_robust_loss
+    from robmem.empirics import attacks, data, models
+    from robmem.empirics.config import TrainConfig
+    from robmem.empirics.landscape import input_landscape
+    from robmem.empirics.measures import complexity_measures, quantile_margin
+    from robmem.empirics.memorization import per_example_robust_loss
 
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
     xb = torch.rand(2, 1, 2, 2)
@@ -272,7 +272,7 @@ def _tree(root: pathlib.Path) -> dict[str, bytes]:
 
 
 def test_train_rejects_a_dict_config(tmp_path):
-    from empirics.trainers import train
+    from robmem.empirics.trainers import train
 
     with pytest.raises(TypeError, match="config"):
         train(dict(TINY), tmp_path / "run")
@@ -284,8 +284,8 @@ def test_train_rejects_a_dict_config(tmp_path):
     [({"dataset": "imagenet-1k"}, "dataset"), ({"model": "transformer"}, "model")],
 )
 def test_train_with_unknown_names_leaves_no_run_dir(tmp_path, change, argument):
-    from empirics.config import TrainConfig
-    from empirics.trainers import train
+    from robmem.empirics.config import TrainConfig
+    from robmem.empirics.trainers import train
 
     with pytest.raises(ValueError) as info:
         train(TrainConfig(**{**TINY, **change}), tmp_path / "run", progress=False)
@@ -294,8 +294,8 @@ def test_train_with_unknown_names_leaves_no_run_dir(tmp_path, change, argument):
 
 
 def test_train_never_overwrites_and_resume_checks_config(tmp_path):
-    from empirics.config import TrainConfig
-    from empirics.trainers import train
+    from robmem.empirics.config import TrainConfig
+    from robmem.empirics.trainers import train
 
     config = TrainConfig(**TINY)
     train(config, tmp_path / "run", progress=False)
@@ -410,7 +410,7 @@ CLI_CASES = [
 def test_cli_user_error_exits_2_with_one_line(
     tmp_path, capsys, case, argv, argument, must_not_exist
 ):
-    from bridge import cli
+    from robmem.bridge import cli
 
     out = str(tmp_path / "out")
     argv = [a.replace("{out}", out) for a in argv]
@@ -438,7 +438,7 @@ def test_cli_user_error_exits_2_with_one_line(
     ],
 )
 def test_cli_bad_config_file_exits_2_with_one_line(tmp_path, capsys, text, suffix, argument):
-    from bridge import cli
+    from robmem.bridge import cli
 
     path = tmp_path / f"base{suffix}"
     path.write_text(text)
@@ -464,7 +464,7 @@ def test_cli_bad_config_file_exits_2_with_one_line(tmp_path, capsys, text, suffi
     ],
 )
 def test_cli_unparseable_values_are_argparse_errors(argv, capsys):
-    from bridge import cli
+    from robmem.bridge import cli
 
     with pytest.raises(SystemExit) as info:
         cli.main(argv)

@@ -11,7 +11,7 @@ from enum import Enum
 
 import numpy as np
 
-from theory.intervals import (
+from robmem.theory.intervals import (
     MARGIN_TOLERANCE,
     _labels_for,
     ball_box,
@@ -19,9 +19,14 @@ from theory.intervals import (
     margins,
     project_to_ball,
 )
-from theory.milp import MILP_MARGIN_TOLERANCE, MILP_MAX_RELUS, MILP_TIME_LIMIT_S, milp_min_margin
-from theory.network import ReLUNetwork
-from theory.separation import check_norm, check_points_labels
+from robmem.theory.milp import (
+    MILP_MARGIN_TOLERANCE,
+    MILP_MAX_RELUS,
+    MILP_TIME_LIMIT_S,
+    milp_min_margin,
+)
+from robmem.theory.network import ReLUNetwork
+from robmem.theory.separation import check_norm, check_points_labels
 
 
 class Status(str, Enum):
@@ -170,7 +175,7 @@ class OutsideCertificate:
     """Property (b): f̂ = f_clean outside ∪_i B(x_i, β_i) (SPEC T1 (b)).
 
     ``holds`` combines the block check (every bump vanishes for r ≥ β_i, i.e. α_i ≤ β_i,
-    with the piecewise proof in :mod:`theory.proofs`; the gate with g = 0 is the identity
+    with the piecewise proof in :mod:`robmem.theory.proofs`; the gate with g = 0 is the identity
     σ(f) − σ(−f) = f) and falsification checks of the lowered network: agreement with the
     independent block-level evaluator, and f̂ − f_clean = 0 at sampled outside points.
     """

@@ -1,11 +1,11 @@
 """Sound certification of robust memorization (SPEC T1 (a) and (b); notes §4).
 
 ``certify`` sends a RobustMemorizer to the structural certificate and any other ReLUNetwork
-to :func:`~theory.certificates.certify_network`. The structural certificate is interval
+to :func:`~robmem.theory.certificates.certify_network`. The structural certificate is interval
 arithmetic on the typed blocks: over a box, min ‖x − c‖_∞ = max_k dist(c_k, [lo_k, hi_k])
 and max ‖x − c‖_∞ = max_k max(|lo_k − c_k|, |hi_k − c_k|) are exact and the trapezoid is
 monotone, so each bump's range is exact; opposite-label centres are pruned by
-:mod:`theory.separation`.
+:mod:`robmem.theory.separation`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from theory.certificates import (
+from robmem.theory.certificates import (
     CertificationResult,
     OutsideCertificate,
     Status,
@@ -22,9 +22,9 @@ from theory.certificates import (
     _refute,
     certify_network,
 )
-from theory.construction import RobustMemorizer
-from theory.gadgets import sawtooth_error_bound, trapezoid
-from theory.intervals import (
+from robmem.theory.construction import RobustMemorizer
+from robmem.theory.gadgets import sawtooth_error_bound, trapezoid
+from robmem.theory.intervals import (
     MARGIN_TOLERANCE,
     ball_box,
     clean_margin_lower,
@@ -33,9 +33,9 @@ from theory.intervals import (
     margins,
     project_to_ball,
 )
-from theory.milp import MILP_MARGIN_TOLERANCE, MILP_MAX_RELUS, milp_min_margin
-from theory.network import ReLUNetwork
-from theory.separation import check_norm, check_points_labels, linf_close_pairs
+from robmem.theory.milp import MILP_MARGIN_TOLERANCE, MILP_MAX_RELUS, milp_min_margin
+from robmem.theory.network import ReLUNetwork
+from robmem.theory.separation import check_norm, check_points_labels, linf_close_pairs
 
 #: Relative slack added to the pruning thresholds so that rounding never prunes a pair
 #: whose bump could be non-zero (pairs inside the slack get the exact box computation).

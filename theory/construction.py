@@ -16,7 +16,7 @@ with h_i = [σ(β_i − r_i) − σ(α_i − r_i)]/(β_i − α_i) a trapezoid b
 Multi-class: one output per class, F_c = Σ_{y_i = c} h_i + gate(f_clean,c). The construction
 is kept as typed blocks (:class:`DistanceBlock`, :class:`BumpBlock`, :class:`OutputBlock`,
 :class:`GateBlock`) whose parameters the structural certifier reads, and lowered to a
-sparse :class:`~theory.network.ReLUNetwork` for evaluation and torch.
+sparse :class:`~robmem.theory.network.ReLUNetwork` for evaluation and torch.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from theory import gadgets
-from theory.gadgets import sawtooth_square, trapezoid
-from theory.intervals import interval_bounds, small_margin_mask
-from theory.network import ReLUNetwork
-from theory.separation import (
+from robmem.theory import gadgets
+from robmem.theory.gadgets import sawtooth_square, trapezoid
+from robmem.theory.intervals import interval_bounds, small_margin_mask
+from robmem.theory.network import ReLUNetwork
+from robmem.theory.separation import (
     Separation,
     check_norm,
     check_points_labels,
@@ -393,7 +393,7 @@ def build_construction(
     Statement (notes §3.4; [P1] Thm 3.3; [C22] Thm 2.2): if the classes are λ-separated
     (λ = min_{y_i≠y_j} ‖x_i − x_j‖) and 0 < δ < λ/2, then (a) the prediction of f̂ equals
     y_i on B(x_i, δ) (binary: y_i f̂ ≥ 1; multi-class: f̂_{y_i} ≥ 1 and f̂_c ≤ 0 without
-    f_clean) and (b) f̂ = f_clean outside ∪_i B(x_i, β). Checked by :mod:`theory.certify`.
+    f_clean) and (b) f̂ = f_clean outside ∪_i B(x_i, β). Checked by :mod:`robmem.theory.certify`.
 
     Parameters
     ----------

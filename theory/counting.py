@@ -1,7 +1,7 @@
 """Closed-form non-zero parameter count of the SPEC T1 construction (single source of truth).
 
 :func:`construction_parameter_count_expr` is the sympy expression;
-:func:`construction_parameter_count` evaluates it. Helper modules (``theory.sizes``)
+:func:`construction_parameter_count` evaluates it. Helper modules (``robmem.theory.sizes``)
 import both. The count is exactly ``RobustMemorizer.network().nonzero_parameter_count()``
 (tests check equality).
 
@@ -26,7 +26,7 @@ import math
 
 import sympy
 
-from theory.separation import check_norm
+from robmem.theory.separation import check_norm
 
 #: Weights per coordinate of the sawtooth layers: |·| layer 2, first tooth 3 units × 2.
 _SAW_FIRST = 2 + 6

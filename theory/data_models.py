@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.bounds.validation import (
+from robmem.theory.bounds.validation import (
     require_int_at_least,
     require_nonnegative,
     require_positive,

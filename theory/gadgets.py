@@ -1,9 +1,9 @@
 """ReLU gadgets of the robust-memorization construction (SPEC T1; notes §3.4).
 
-Each public function returns a :class:`~theory.network.ReLUNetwork` computing its gadget
+Each public function returns a :class:`~robmem.theory.network.ReLUNetwork` computing its gadget
 exactly (or, for the sawtooth, Yarotsky's approximation of t²). The identities are proved
-piece by piece in :mod:`theory.proofs`. The ``*_templates`` functions return the per-point
-sparse layer templates that :mod:`theory.construction` tiles over N centres.
+piece by piece in :mod:`robmem.theory.proofs`. The ``*_templates`` functions return the per-point
+sparse layer templates that :mod:`robmem.theory.construction` tiles over N centres.
 
 σ denotes ReLU throughout.
 """
@@ -15,7 +15,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from theory.network import ReLUNetwork
+from robmem.theory.network import ReLUNetwork
 
 #: Break points of Yarotsky's tooth g(t) = 2σ(t) − 4σ(t − ½) + 2σ(t − 1) (Yarotsky 2017, §3.1).
 TOOTH_BREAKS: tuple[float, float, float] = (0.0, 0.5, 1.0)

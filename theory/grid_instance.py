@@ -8,7 +8,7 @@ K^{d−1} points in [0,1]^d labelled by φ. Distinct points differ by ≥ 1/K �
 coordinate, so the classes are 2ε-separated in ℓ∞ (hence in every ℓp, p ≥ 1), and the
 hyperplane x_d = 1/2 separates them linearly with margin ε₀. [C22] §4.1 uses it to force
 VC dimension ≥ 0.05·K^{d−1} on any net that is robust on every φ
-(:func:`theory.bounds.capacity.grid_vc_lower_bound`).
+(:func:`robmem.theory.bounds.capacity.grid_vc_lower_bound`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.bounds.capacity import grid_side
-from theory.bounds.validation import (
+from robmem.theory.bounds.capacity import grid_side
+from robmem.theory.bounds.validation import (
     require_int_at_least,
     require_open_interval,
 )
@@ -164,11 +164,11 @@ class GridChecks:
 def check_grid_instance(instance: GridInstance, norm: str = "inf") -> GridChecks:
     """Measure the instance's opposite-label separation and decide linear separability.
 
-    Separation uses :func:`theory.separation.opposite_label_separation`; it must be
+    Separation uses :func:`robmem.theory.separation.opposite_label_separation`; it must be
     ≥ 2ε ([C22] Def 1.1, 2ε-separated; equal to 1/K in ℓ∞ whenever both labels occur in
     adjacent cells). Linear separability uses :func:`linear_separability_lp`.
     """
-    from theory.separation import opposite_label_separation
+    from robmem.theory.separation import opposite_label_separation
 
     sep = opposite_label_separation(instance.points, instance.labels, norm)
     required = 2.0 * instance.eps

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from theory.network import ReLUNetwork
+from robmem.theory.network import ReLUNetwork
 
 #: Certified only if the margin lower bound exceeds this (float64 rounding of O(1) sums).
 MARGIN_TOLERANCE = 1e-9
@@ -171,7 +171,7 @@ def gate_factor(scale: float, binary: bool) -> float:
 
     With all opposite bumps zero, binary: y f̂ = g + max(|f| − M g, 0) ≥ |f|·min(1, 1/M);
     multi-class: f̂_y − f̂_c ≥ g + max(0, Δ − 2 M g) ≥ Δ·min(1, 1/(2M)), Δ = f_y − f_c
-    (both by minimising over g ≥ 0; the gate pieces are proved in theory.proofs).
+    (both by minimising over g ≥ 0; the gate pieces are proved in robmem.theory.proofs).
     """
     return min(1.0, 1.0 / scale) if binary else min(1.0, 1.0 / (2.0 * scale))
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.bounds.validation import (
+from robmem.theory.bounds.validation import (
     dual_exponent,
     require_nonnegative,
     require_norm_exponent,

@@ -4,7 +4,7 @@ r"""Adversarial-training dynamics on linearly separable data ([P1] §5; SPEC T3)
   model with the exponential loss; returns the direction's cosine to w* over iterations.
   With the ℓ2 attack on large-margin data this is the setting of [P1] Thm 5.1; with any ℓp
   attack its direction converges to the robust max-margin direction
-  (:func:`theory.linear.robust_max_margin_direction`; Li, Fang, Wang et al., ICLR 2020).
+  (:func:`robmem.theory.linear.robust_max_margin_direction`; Li, Fang, Wang et al., ICLR 2020).
 * :func:`train_mixed_learner` — the [P1] Thm 5.2 mixed learner
   f(x) = w₀ᵀx + Σ_j a_j σ(w_jᵀx − b) trained adversarially on all data; reports its robust
   training error and how well its neurons align with the small-margin points' noise ξ_i.
@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from theory.bounds.validation import (
+from robmem.theory.bounds.validation import (
     dual_exponent,
     require_int_at_least,
     require_nonnegative,
     require_norm_exponent,
     require_positive,
 )
-from theory.data_models import LinearSeparableData
+from robmem.theory.data_models import LinearSeparableData
 
 #: Denominator guard when normalizing a zero input gradient (FGSM at w = 0 gives ξ = 0).
 GRAD_NORM_FLOOR = 1e-300
@@ -289,7 +289,7 @@ def train_mixed_learner(
     Parameters
     ----------
     data : LinearSeparableData
-        From :func:`theory.data_models.linear_separable_data`; needs n_small >= 1.
+        From :func:`robmem.theory.data_models.linear_separable_data`; needs n_small >= 1.
     delta : float
         ℓ2 radius (> 0); choose β < δ < α so that the linear part alone cannot be robust on
         small-margin points.

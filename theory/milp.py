@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from theory.intervals import interval_bounds
-from theory.network import ReLUNetwork
+from robmem.theory.intervals import interval_bounds
+from robmem.theory.network import ReLUNetwork
 
 #: The MILP is attempted only on networks with at most this many ReLUs.
 MILP_MAX_RELUS = 2000

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from theory import counting
-from theory.certificates import CertificationResult, OutsideCertificate
-from theory.certify import certify_construction, certify_outside_balls
-from theory.construction import RobustMemorizer, build_construction
-from theory.network import ReLUNetwork
+from robmem.theory import counting
+from robmem.theory.certificates import CertificationResult, OutsideCertificate
+from robmem.theory.certify import certify_construction, certify_outside_balls
+from robmem.theory.construction import RobustMemorizer, build_construction
+from robmem.theory.network import ReLUNetwork
 
 
 @dataclass
@@ -60,9 +60,9 @@ def construct_and_certify(
     outside_seed: int = 0,
     **build: Any,
 ) -> ConstructionReport:
-    """:func:`~theory.construction.build_construction` (``build``: its keyword arguments),
-    then :func:`~theory.certify.certify_construction`, property (b) by
-    :func:`~theory.certify.certify_outside_balls` (``outside_samples`` None: skipped) and
+    """:func:`~robmem.theory.construction.build_construction` (``build``: its keyword arguments),
+    then :func:`~robmem.theory.certify.certify_construction`, property (b) by
+    :func:`~robmem.theory.certify.certify_outside_balls` (``outside_samples`` None: skipped) and
     the exact and closed-form parameter counts."""
     t0 = time.perf_counter()
     model = build_construction(x, y, delta, norm, **build)

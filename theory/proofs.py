@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from theory import counting
+from robmem.theory import counting
 
 
 def relu(e: sympy.Expr) -> sympy.Expr:
@@ -220,9 +220,9 @@ def sawtooth_max_error(teeth: int) -> sympy.Rational:
 
 
 def prove_linf_tree_count(dim: int) -> ProofResult:
-    """Tree(d) closed form (sympy Sum in :mod:`theory.counting`) equals the template's
+    """Tree(d) closed form (sympy Sum in :mod:`robmem.theory.counting`) equals the template's
     non-zero count, for one given d."""
-    from theory.gadgets import linf_tree_templates
+    from robmem.theory.gadgets import linf_tree_templates
 
     layers, readout = linf_tree_templates(dim)
     counted = sum(int(m.nnz) for m in layers)

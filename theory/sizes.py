@@ -5,7 +5,7 @@ Clean classifier poly(d) < robust memorization Õ(Nd) < robust classifier exp(Ω
 its constant is stated (certified) or hidden (exposed as ``C``):
 
 * the clean classifier's size (our stated poly(d) choice: a dense ReLU net of width d);
-* the constructive T1 count, from :func:`theory.counting.construction_parameter_count`
+* the constructive T1 count, from :func:`robmem.theory.counting.construction_parameter_count`
   (the single source of truth of that closed form);
 * the memorization lower bound C·√(Nd) ([C22] Thm 2.3);
 * the robust-generalization lower bound C·(2ε)^{−(d−1)/6} ([C22] Thm 4.3) and the grid VC
@@ -23,18 +23,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.bounds.capacity import (
+from robmem.theory.bounds.capacity import (
     grid_vc_lower_bound,
     memorization_lower_bound,
     robust_generalization_lower_bound,
 )
-from theory.bounds.result import BoundResult
-from theory.bounds.validation import (
+from robmem.theory.bounds.result import BoundResult
+from robmem.theory.bounds.validation import (
     require_int_at_least,
     require_open_interval,
     require_positive,
 )
-from theory.bounds.vc import (
+from robmem.theory.bounds.vc import (
     clean_gap_sqrt_complexity,
     vc_dimension_upper_from_layers,
     vc_generalization_gap,
@@ -69,7 +69,7 @@ def _layer_counts(net) -> tuple[list[int], list[int]]:
 
 @functools.lru_cache(maxsize=64)
 def _probe_layers(dim: int, n_points: int, norm: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    from theory.construction import build_construction
+    from robmem.theory.construction import build_construction
 
     # centres 0.25, 0.75, 0.5 (no zero coordinate), alternating labels, l_inf separation 0.25
     centres = np.array([np.full(dim, v) for v in (0.25, 0.75, 0.5)[:n_points]])
@@ -84,15 +84,15 @@ def construction_layers(n_points: int, dim: int, norm: str = "inf") -> tuple[lis
 
     The construction stacks one block per centre in parallel (notes §3.4), so every layer's
     unit and parameter counts are affine in N. They are read off A's construction
-    (:func:`theory.construction.build_construction`) at N = 2 and N = 3 (centres with no zero
+    (:func:`robmem.theory.construction.build_construction`) at N = 2 and N = 3 (centres with no zero
     coordinate, both labels present) and extrapolated; the total is checked against
-    :func:`theory.counting.construction_parameter_count`.
+    :func:`robmem.theory.counting.construction_parameter_count`.
 
     Returns
     -------
     (units, layer_params)
     """
-    from theory.counting import construction_parameter_count
+    from robmem.theory.counting import construction_parameter_count
 
     n_points = require_int_at_least("n_points", n_points, 1)
     dim = require_int_at_least("dim", dim, 1)
@@ -189,7 +189,7 @@ def size_table(
     -------
     SizeTable
     """
-    from theory.counting import construction_parameter_count
+    from robmem.theory.counting import construction_parameter_count
 
     n_points = require_int_at_least("n_points", n_points, 1)
     dim = require_int_at_least("dim", dim, 1)
@@ -228,7 +228,7 @@ def size_table(
             "construction_size",
             "robust memorization (T1 construction + f_clean)",
             float(construction),
-            "theory.counting.construction_parameter_count",
+            "robmem.theory.counting.construction_parameter_count",
             "SPEC T1; [P1] Thm 3.3 / [C22] Thm 2.2 (O~(Nd))",
             True,
         ),
@@ -236,7 +236,7 @@ def size_table(
             "memorization_size",
             "  of which memorization part",
             float(memorization_only),
-            "theory.counting.construction_parameter_count (no f_clean)",
+            "robmem.theory.counting.construction_parameter_count (no f_clean)",
             "SPEC T1",
             True,
         ),

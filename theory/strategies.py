@@ -3,7 +3,7 @@
 Users write their own property tests with these, e.g.::
 
     from hypothesis import given
-    from theory.strategies import datasets_with_radius
+    from robmem.theory.strategies import datasets_with_radius
 
     @given(datasets_with_radius())
     def test_mine(case):
@@ -15,7 +15,7 @@ Users write their own property tests with these, e.g.::
   at least two labels by default, and often a pair of opposite labels at exactly the
   guaranteed distance.
 * :func:`admissible_radii` – radii δ with 0 < δ < R/2, reaching up to the largest δ the
-  construction can realise in float64 (:data:`~theory.construction.FLOAT_RAMP_FLOOR`).
+  construction can realise in float64 (:data:`~robmem.theory.construction.FLOAT_RAMP_FLOOR`).
 * :func:`clean_relu_networks` – small ReLU classifiers (:class:`~theory.network.ReLUNetwork`),
   non-constant on [0, 1]^d by default.
 """
@@ -30,9 +30,9 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from theory.construction import FLOAT_RAMP_FLOOR
-from theory.network import ReLUNetwork
-from theory.separation import Separation, opposite_label_separation
+from robmem.theory.construction import FLOAT_RAMP_FLOOR
+from robmem.theory.network import ReLUNetwork
+from robmem.theory.separation import Separation, opposite_label_separation
 
 #: Smallest radius as a fraction of R/2 (δ > 0 strictly).
 RADIUS_FLOOR = 0.01
@@ -114,7 +114,7 @@ def separated_datasets(
 def largest_admissible_radius(separation: float) -> float:
     """The largest δ drawn for separation R: R/2 less the float64 floor of the bump ramp.
 
-    :func:`theory.construction.build_construction` needs β − α = R − 2δ ≥
+    :func:`robmem.theory.construction.build_construction` needs β − α = R − 2δ ≥
     ``FLOAT_RAMP_FLOOR``·max(1, β); this leaves twice that, so that rounding of δ or of R
     can never cross it.
     """

@@ -2,7 +2,7 @@
 
 Runs (per seed): PGD-AT and standard training on each data set of the tier (E1), plus PGD-AT
 at two more radii (E2's knee test); the landscape is measured at the final epoch on a fixed
-subset. Criteria and premises: :mod:`bridge.criteria` (fixed before the runs).
+subset. Criteria and premises: :mod:`robmem.bridge.criteria` (fixed before the runs).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from bridge.claims.common import (
+from robmem.bridge.claims.common import (
     CPU_THREADS,
     GPU_REASON_DATA,
     SEEDS,
@@ -20,13 +20,19 @@ from bridge.claims.common import (
     setup_for,
     tier_notes,
 )
-from bridge.claims.runs import EPS_MNIST, STEP_FRACTION, LandscapeSpec, RunRequest, requests_for
-from bridge.criteria import E1_CRITERIA, E1_PREMISES, E2_CRITERIA, E2_PREMISES, EPS_MNIST1D
-from bridge.plots import plot_bars_ci, plot_curves_ci, plot_vacuity
-from bridge.records import LandscapeCurve, RunRecord
-from bridge.registry import Claim, ClaimContext, ClaimResult, TierPlan
-from bridge.stats import Estimate, kendall_tau_ci, mean_ci, paired_difference
-from bridge.verdicts import (
+from robmem.bridge.claims.runs import (
+    EPS_MNIST,
+    STEP_FRACTION,
+    LandscapeSpec,
+    RunRequest,
+    requests_for,
+)
+from robmem.bridge.criteria import E1_CRITERIA, E1_PREMISES, E2_CRITERIA, E2_PREMISES, EPS_MNIST1D
+from robmem.bridge.plots import plot_bars_ci, plot_curves_ci, plot_vacuity
+from robmem.bridge.records import LandscapeCurve, RunRecord
+from robmem.bridge.registry import Claim, ClaimContext, ClaimResult, TierPlan
+from robmem.bridge.stats import Estimate, kendall_tau_ci, mean_ci, paired_difference
+from robmem.bridge.verdicts import (
     EMPIRICAL,
     FAILED,
     ILLUSTRATION,
@@ -97,8 +103,8 @@ def at_config(
 ) -> Any:
     """The PGD-AT (or standard) run of E1/E2/B2 at ``tier`` on ``dataset`` (seed 0); ``eps``
     defaults to :func:`ref_eps`."""
-    from empirics.config import TrainConfig
-    from empirics.data import model_normalization
+    from robmem.empirics.config import TrainConfig
+    from robmem.empirics.data import model_normalization
 
     eps = ref_eps(dataset) if eps is None else eps
     common = dict(
@@ -356,8 +362,8 @@ def evaluate_e2(ctx: ClaimContext) -> ClaimResult:
 
 # ---------------------------------------------------------------- B2
 def evaluate_b2(ctx: ClaimContext) -> ClaimResult:
-    from theory.bounds.vc import vc_dimension_upper_from_widths, vc_generalization_gap
-    from theory.counting import construction_parameter_count
+    from robmem.theory.bounds.vc import vc_dimension_upper_from_widths, vc_generalization_gap
+    from robmem.theory.counting import construction_parameter_count
 
     seeds = SEEDS[ctx.tier]
     ds = DATASETS[ctx.tier][0]
@@ -397,8 +403,8 @@ def evaluate_b2(ctx: ClaimContext) -> ClaimResult:
 
 def _data_shape(cfg: dict[str, Any]) -> tuple[int, int, int]:
     """(N, d, C) of a run's training data (loads the data set, no training)."""
-    from empirics.config import TrainConfig
-    from empirics.trainers import prepare_data
+    from robmem.empirics.config import TrainConfig
+    from robmem.empirics.trainers import prepare_data
 
     data = prepare_data(TrainConfig.from_dict(dict(cfg)))
     return len(data.train_y), int(math.prod(data.in_shape)), int(data.num_classes)

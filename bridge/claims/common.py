@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bridge.plots import Setup
-from bridge.registry import ClaimResult, Figure
-from bridge.stats import Estimate, mean_ci
-from bridge.verdicts import PIPELINE_CHECKED, Criterion, decide
+from robmem.bridge.plots import Setup
+from robmem.bridge.registry import ClaimResult, Figure
+from robmem.bridge.stats import Estimate, mean_ci
+from robmem.bridge.verdicts import PIPELINE_CHECKED, Criterion, decide
 
 #: Seeds of every run family, per tier (SPEC "Statistics": ≥ 3 seeds; smoke uses 2 only to
 #: exercise the CI code, and gives no verdict). A seed varies init, data order, attack RNG and
-#: the label-noise draw (:func:`bridge.claims.runs.seeds_for`).
+#: the label-noise draw (:func:`robmem.bridge.claims.runs.seeds_for`).
 SEEDS: dict[str, tuple[int, ...]] = {
     "smoke": (0, 1),
     "cpu": (0, 1, 2),
@@ -97,7 +97,7 @@ def empirical_result(
     notes: Sequence[str] = (),
 ) -> ClaimResult:
     """The :class:`ClaimResult` of an empirical claim by the report's one rule
-    (:func:`bridge.verdicts.decide`); at the smoke tier, no verdict."""
+    (:func:`robmem.bridge.verdicts.decide`); at the smoke tier, no verdict."""
     decision = decide(estimates, criteria, premises)
     verdict = PIPELINE_CHECKED if tier == "smoke" else decision.verdict
     shown = "; ".join(

@@ -1,10 +1,10 @@
 """B3, T1: the robust-memorization construction, certified, on synthetic and real data.
 
-T1 builds the construction of :mod:`theory.construction` on synthetic separated point sets
+T1 builds the construction of :mod:`robmem.theory.construction` on synthetic separated point sets
 and checks (a) certified robustness on every ball, (b) agreement with f_clean outside the
 inflated balls, the exact parameter count against the closed form, and that the certifier
 refutes a wrong labelling. B3 runs it on real data with each seed's standard-trained network
-as f_clean (:func:`bridge.claims.measurements.construction_of_run`) and compares its robust
+as f_clean (:func:`robmem.bridge.claims.measurements.construction_of_run`) and compares its robust
 test accuracy with the PGD-AT network of the same seed ([P1]'s conjecture that AT behaves like
 f_adv).
 """
@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from bridge.claims.at_small import DATASETS, _fam, at_config, e1_requests
-from bridge.claims.common import SEEDS, empirical_result
-from bridge.claims.runs import RunRequest, measure
-from bridge.criteria import B3_CRITERIA, B3_PREMISES
-from bridge.plots import Setup, plot_bars_ci
-from bridge.records import RunRecord
-from bridge.registry import Claim, ClaimContext, ClaimResult, TierPlan
-from bridge.stats import Estimate, exact, mean_ci, paired_difference
-from bridge.verdicts import CONSTRUCTION_CERTIFIED, EMPIRICAL, FAILED, VERIFIED, combine
+from robmem.bridge.claims.at_small import DATASETS, _fam, at_config, e1_requests
+from robmem.bridge.claims.common import SEEDS, empirical_result
+from robmem.bridge.claims.runs import RunRequest, measure
+from robmem.bridge.criteria import B3_CRITERIA, B3_PREMISES
+from robmem.bridge.plots import Setup, plot_bars_ci
+from robmem.bridge.records import RunRecord
+from robmem.bridge.registry import Claim, ClaimContext, ClaimResult, TierPlan
+from robmem.bridge.stats import Estimate, exact, mean_ci, paired_difference
+from robmem.bridge.verdicts import CONSTRUCTION_CERTIFIED, EMPIRICAL, FAILED, VERIFIED, combine
 
 #: PGD against f̂ and f_clean on the test set, per tier: (test points attacked, steps,
 #: restarts). All test points at the small tiers, so that the comparison with the AT net
@@ -129,10 +129,10 @@ T1_CASES = {
 
 
 def evaluate_t1(ctx: ClaimContext) -> ClaimResult:
-    from empirics.data import separated_points
-    from theory.certificates import Status
-    from theory.certify import certify
-    from theory.pipeline import construct_and_certify
+    from robmem.empirics.data import separated_points
+    from robmem.theory.certificates import Status
+    from robmem.theory.certify import certify
+    from robmem.theory.pipeline import construct_and_certify
 
     table, ok_all = [], True
     for n, d, sep, classes in T1_CASES[ctx.tier]:

@@ -11,6 +11,7 @@ import pathlib
 from typing import Any
 
 import numpy as np
+
 from robmem.bridge.claims.runs import STEP_FRACTION
 
 #: Test points per PGD batch for the block-level torch evaluation (memory: batch·N·d floats).
@@ -27,6 +28,7 @@ def complexity_of_run(
     """SPEC E5: complexity measures of the final model (margins on PGD points of the training
     set, distance-to-init against the model's own initialization)."""
     import torch
+
     from robmem.empirics.attacks import PGD, perturb_in_batches
     from robmem.empirics.complexity import initial_model, model_complexity
     from robmem.empirics.trainers import load_model_from_run, prepare_data
@@ -105,6 +107,7 @@ def construction_of_run(
     f_clean: certified robust train accuracy, clean and PGD-robust test accuracy of f̂ and of
     f_clean (percent), property (b) on test points, and the torch-vs-lowered check."""
     import torch
+
     from robmem.empirics.construction_torch import ConstructionModule
     from robmem.empirics.network_torch import from_torch
     from robmem.empirics.trainers import load_model_from_run, prepare_data

@@ -6,7 +6,7 @@ final model: the robust gap, the complexity measures (distance-to-init against t
 initialization), and the landscape at the training radius on train and test points. E5 reads
 Kendall τ of each deduplicated, oriented measure class with the gap (bootstrap over models);
 B4 is the premise that the gap grows with the noise rate; B1 correlates test global flatness
-with the robust loss gap across the models. Criteria: :mod:`bridge.criteria`.
+with the robust loss gap across the models. Criteria: :mod:`robmem.bridge.criteria`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from bridge.claims.common import (
+from robmem.bridge.claims.common import (
     CPU_THREADS,
     GPU_REASON_DATA,
     SEEDS,
@@ -25,7 +25,7 @@ from bridge.claims.common import (
     setup_for,
     tier_notes,
 )
-from bridge.claims.runs import (
+from robmem.bridge.claims.runs import (
     EPS_MNIST,
     STEP_FRACTION,
     LandscapeSpec,
@@ -33,7 +33,7 @@ from bridge.claims.runs import (
     measure,
     requests_for,
 )
-from bridge.criteria import (
+from robmem.bridge.criteria import (
     B1_CRITERIA,
     B1_PREMISES,
     B4_CRITERIA,
@@ -44,11 +44,11 @@ from bridge.criteria import (
     TRACKING_TAU,
     phase_verdict,
 )
-from bridge.plots import plot_measures_vs_gap, plot_scatter
-from bridge.records import RunRecord
-from bridge.registry import Claim, ClaimContext, ClaimResult, TierPlan
-from bridge.stats import Estimate, kendall_tau_ci, mean_ci
-from bridge.verdicts import EMPIRICAL, PIPELINE_CHECKED, decide
+from robmem.bridge.plots import plot_measures_vs_gap, plot_scatter
+from robmem.bridge.records import RunRecord
+from robmem.bridge.registry import Claim, ClaimContext, ClaimResult, TierPlan
+from robmem.bridge.stats import Estimate, kendall_tau_ci, mean_ci
+from robmem.bridge.verdicts import EMPIRICAL, PIPELINE_CHECKED, decide
 
 #: [P2]'s noise rates (SPEC E5), per tier.
 NOISE_RATES: dict[str, tuple[float, ...]] = {
@@ -89,7 +89,7 @@ def _seeds(tier: str) -> tuple[int, ...]:
 def noise_config(tier: str, rate: float, arch: str = "mlp", n_train: int | None = None) -> Any:
     """PGD-AT at label-noise ``rate`` with [P2]'s optimizer (seed 0); ``arch`` "mlp-bn" adds
     BatchNorm; ``n_train`` overrides the training-set size (E5's control family)."""
-    from empirics.config import TrainConfig
+    from robmem.empirics.config import TrainConfig
 
     eps = EPS_MNIST
 
@@ -198,8 +198,8 @@ def b4_estimates(
 
 def measure_class_values(measures: dict[str, float]) -> dict[str, float]:
     """The deduplicated, oriented measure classes of one model (larger ⇒ larger predicted
-    gap); :func:`empirics.complexity.measure_classes`."""
-    from empirics.complexity import measure_classes
+    gap); :func:`robmem.empirics.complexity.measure_classes`."""
+    from robmem.empirics.complexity import measure_classes
 
     return dict(measure_classes(measures))
 
@@ -249,7 +249,7 @@ def _combined(
     **extra: Any,
 ) -> ClaimResult:
     """One verdict per architecture (the claim's criteria), combined by
-    :func:`bridge.criteria.phase_verdict`: the applicable architectures agree → that verdict,
+    :func:`robmem.bridge.criteria.phase_verdict`: the applicable architectures agree → that verdict,
     else inconclusive; not applicable when no architecture is."""
     estimates: dict[str, Estimate] = {}
     readings: list[tuple[str, str]] = []
@@ -277,9 +277,9 @@ def _combined(
 
 
 E5_NOTES = [
-    "Measures: empirics.measures.complexity_measures (margins on PGD points "
+    "Measures: robmem.empirics.measures.complexity_measures (margins on PGD points "
     "of the noisy training set; distance-to-init against the run's own initialization), "
-    "reduced to deduplicated, oriented classes by empirics.complexity.measure_classes.",
+    "reduced to deduplicated, oriented classes by robmem.empirics.complexity.measure_classes.",
     "[P2]'s exact protocol (which measures, how oriented, how many models) was not "
     "retrievable; this is our documented reconstruction.",
 ]
@@ -398,7 +398,7 @@ def b1_estimates(models: Sequence[RunRecord]) -> tuple[dict[str, Estimate], dict
 def _b1_mnist1d_family(tier: str, n: int, noise: float) -> tuple[str, Any]:
     """B1's MNIST-1D run at (N, noise): E1's MNIST-1D PGD-AT config (the cell of E1's own N at
     zero noise *is* E1's family)."""
-    from bridge.claims.at_small import MNIST1D_N, _fam, at_config
+    from robmem.bridge.claims.at_small import MNIST1D_N, _fam, at_config
 
     cfg = at_config(tier, "mnist1d")
     if n == MNIST1D_N and noise == 0.0:
@@ -411,7 +411,7 @@ def b1_requests(tier: str) -> list[RunRequest]:
     not reached; notes/verdict-audit.md §4), elsewhere the digits noise family."""
     if tier != "cpu-full":
         return noise_requests(tier, complexity=False)
-    from bridge.claims.at_small import landscape_spec, seeds_of
+    from robmem.bridge.claims.at_small import landscape_spec, seeds_of
 
     out = []
     for n in B1_MNIST1D_N:
@@ -431,7 +431,7 @@ def _b1_models(ctx: ClaimContext) -> tuple[list[tuple[str, RunRecord]], str, tup
             "digits, label noise varied",
             (_seeds(ctx.tier)),
         )
-    from bridge.claims.at_small import seeds_of
+    from robmem.bridge.claims.at_small import seeds_of
 
     seeds = seeds_of(ctx.tier, "mnist1d")
     out = []

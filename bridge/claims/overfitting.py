@@ -5,7 +5,7 @@ implemented in :mod:`empirics.trainers`), paired by seed; per-example robust fit
 PGD-AT. At cpu-full the runs are MNIST-1D cells with label noise 0 and 0.2 (MNIST-1D's own
 shift/noise augmentation, wd 5e-4, a long post-decay phase; ``notes/verdict-audit.md`` §4);
 each cell is judged by the same criteria and the claim's verdict over the cells is
-:func:`bridge.criteria.phase_verdict`. In noisy cells the non-circular mechanism test asks
+:func:`robmem.bridge.criteria.phase_verdict`. In noisy cells the non-circular mechanism test asks
 whether the examples PGD-AT fits only after the first decay are enriched in flipped labels
 (:func:`empirics.memorization.late_fitted_enrichment`); the agreement of late sets across seeds
 (:func:`empirics.memorization.late_set_agreement`) is reported. Criteria: :mod:`bridge.criteria`.
@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from bridge.claims.common import (
+from robmem.bridge.claims.common import (
     CPU_THREADS,
     GPU_REASON_DATA,
     PAIRED_SEEDS,
@@ -25,19 +25,19 @@ from bridge.claims.common import (
     setup_for,
     tier_notes,
 )
-from bridge.claims.runs import STEP_FRACTION, FitSpec, RunRequest, requests_for
-from bridge.criteria import (
+from robmem.bridge.claims.runs import STEP_FRACTION, FitSpec, RunRequest, requests_for
+from robmem.bridge.criteria import (
     E6_CRITERIA,
     E6_MECHANISM_CRITERIA,
     E6_PREMISES,
     EPS_MNIST1D,
     phase_verdict,
 )
-from bridge.plots import plot_curves_ci
-from bridge.records import RunRecord
-from bridge.registry import Claim, ClaimContext, ClaimResult, TierPlan
-from bridge.stats import Estimate, mean_ci, paired_difference
-from bridge.verdicts import EMPIRICAL, PIPELINE_CHECKED, decide
+from robmem.bridge.plots import plot_curves_ci
+from robmem.bridge.records import RunRecord
+from robmem.bridge.registry import Claim, ClaimContext, ClaimResult, TierPlan
+from robmem.bridge.stats import Estimate, mean_ci, paired_difference
+from robmem.bridge.verdicts import EMPIRICAL, PIPELINE_CHECKED, decide
 
 #: Label-noise rates of the E6 cells per tier (one cell per rate). cpu-full: the audit's
 #: {0, 0.2} on MNIST-1D; cpu: the noisy cell only (it carries the mechanism test).
@@ -87,8 +87,8 @@ def _family(method: str, noise: float) -> str:
 
 
 def e6_config(tier: str, method: str, noise: float = 0.0) -> Any:
-    from empirics.config import TrainConfig
-    from empirics.data import model_normalization
+    from robmem.empirics.config import TrainConfig
+    from robmem.empirics.data import model_normalization
 
     if tier == "smoke":
         return TrainConfig(
@@ -188,10 +188,10 @@ def mechanism_estimates(
 ) -> tuple[dict[str, Estimate], dict[str, Any]]:
     """E6's non-circular mechanism test in a noisy cell: per seed, log of the odds ratio of
     flipped labels among late-fitted vs other training examples
-    (:func:`empirics.memorization.late_fitted_enrichment`); mean with t-CI over seeds (a seed
+    (:func:`robmem.empirics.memorization.late_fitted_enrichment`); mean with t-CI over seeds (a seed
     whose table has an empty row or column cannot be scored and is left out). Also the
     agreement of the late sets across seeds (reported, not judged)."""
-    from empirics.memorization import late_fitted_enrichment, late_set_agreement
+    from robmem.empirics.memorization import late_fitted_enrichment, late_set_agreement
 
     logs, rows, masks = [], [], []
     for r in pgd:
@@ -297,7 +297,7 @@ def evaluate_e6(ctx: ClaimContext) -> ClaimResult:
     verdict = PIPELINE_CHECKED if ctx.tier == "smoke" else phase_verdict(verdicts)
     summary = (
         f"PGD-AT vs PGD-AT+TE, paired by seed, in {len(cells)} cells (verdict over cells by "
-        "bridge.criteria.phase_verdict): " + "; ".join(parts) + "."
+        "robmem.bridge.criteria.phase_verdict): " + "; ".join(parts) + "."
     )
     notes += [
         "Mechanism (noisy cells): late-fitted = robustly fitted (PGD-10, every 5 epochs) only "
@@ -331,7 +331,7 @@ CLAIMS = [
         criterion="At cpu-full and gpu: the criteria are applied in each label-noise cell; in "
         "cells with label noise also late_flipped_log_odds_ratio > 0 (late-fitted examples "
         "enriched in flipped labels); the claim's verdict is the common verdict of the "
-        "applicable cells, inconclusive when they disagree (bridge.criteria.phase_verdict).",
+        "applicable cells, inconclusive when they disagree (robmem.bridge.criteria.phase_verdict).",
         tiers={
             "smoke": TierPlan(
                 runs="digits (100 train), MLP [64, 64], 4 epochs, decays at 2, 3, seeds 0, 1",

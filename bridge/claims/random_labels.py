@@ -6,8 +6,8 @@ Runs: PGD-AT, TRADES β = 6 and TRADES β = 1 on fully random labels, with [P2]'
 * ``smoke``/``cpu``: one cell (digits N = 200, BN-free MLP), 5 paired seeds.
 * ``cpu-full``/``gpu``: a **phase diagram** (``notes/verdict-audit.md`` §4): cells = data set and
   N × BatchNorm off/on, 3 seeds per run family. Each cell gets its own E3 / E4 verdict by the
-  same criteria (:mod:`bridge.criteria`); the claim's verdict over the cells is
-  :func:`bridge.criteria.phase_verdict`. E4 adds the local smoothness probe
+  same criteria (:mod:`robmem.bridge.criteria`); the claim's verdict over the cells is
+  :func:`robmem.bridge.criteria.phase_verdict`. E4 adds the local smoothness probe
   (:func:`empirics.smoothness.local_smoothness`) at the final model of every PGD-AT and TRADES
   β = 6 run.
 """
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.claims.common import (
+from robmem.bridge.claims.common import (
     CPU_THREADS,
     GPU_REASON_DATA,
     PAIRED_SEEDS,
@@ -29,14 +29,14 @@ from bridge.claims.common import (
     setup_for,
     tier_notes,
 )
-from bridge.claims.runs import (
+from robmem.bridge.claims.runs import (
     EPS_MNIST,
     STEP_FRACTION,
     RunRequest,
     measure,
     requests_for,
 )
-from bridge.criteria import (
+from robmem.bridge.criteria import (
     CHANCE_SLACK_PTS,
     E3_CRITERIA,
     E3_PREMISES,
@@ -46,11 +46,11 @@ from bridge.criteria import (
     EPS_MNIST1D,
     phase_verdict,
 )
-from bridge.plots import plot_curves_ci, plot_phase_diagram
-from bridge.records import RunRecord
-from bridge.registry import Claim, ClaimContext, ClaimResult, TierPlan
-from bridge.stats import Estimate, mean_ci, paired_difference
-from bridge.verdicts import EMPIRICAL, PIPELINE_CHECKED, decide
+from robmem.bridge.plots import plot_curves_ci, plot_phase_diagram
+from robmem.bridge.records import RunRecord
+from robmem.bridge.registry import Claim, ClaimContext, ClaimResult, TierPlan
+from robmem.bridge.stats import Estimate, mean_ci, paired_difference
+from robmem.bridge.verdicts import EMPIRICAL, PIPELINE_CHECKED, decide
 
 #: TRADES β of [P2]'s code and the reduced value probed by E4.
 TRADES_BETA: float = 6.0
@@ -94,7 +94,7 @@ PHASE_CELLS: dict[str, tuple[Cell, ...] | None] = {
 PHASE_SEEDS: dict[str, tuple[int, ...]] = {"cpu-full": (0, 1, 2), "gpu": (0, 1, 2)}
 #: Epochs of the phase-diagram runs ([P2]'s 300 scaled to the cpu-full budget).
 PHASE_EPOCHS: dict[str, int] = {"cpu-full": 120, "gpu": 300}
-#: E4 smoothness probe (empirics.smoothness.local_smoothness) at the final model: step h in
+#: E4 smoothness probe (robmem.empirics.smoothness.local_smoothness) at the final model: step h in
 #: parameter ℓ2 units (≳ 1e-4·‖θ‖ ≈ 3e-3 for the MLP [512, 512], so rounding does not
 #: dominate), training points of the fixed batch, random directions.
 PROBE_H: float = 1e-2
@@ -105,7 +105,7 @@ PHASE_RULE = (
     "At cpu-full and gpu: the criteria are applied in every cell of the phase diagram (data "
     "set and N × BatchNorm); cells whose premise fails are not applicable; the claim's verdict "
     "is the common verdict of the applicable cells, inconclusive when they disagree, not "
-    "applicable when no cell is (bridge.criteria.phase_verdict)."
+    "applicable when no cell is (robmem.bridge.criteria.phase_verdict)."
 )
 #: A seed "memorizes" at robust train ≥ this (E3's threshold) and a cell's outcome holds when
 #: it holds in at least this share of seeds (notes/verdict-audit.md §4: ≥ 2/3 seeds).
@@ -116,8 +116,8 @@ CELL_MAJORITY: float = 2.0 / 3.0
 def rl_config(tier: str, method: str, beta: float = TRADES_BETA, cell: Cell | None = None) -> Any:
     """Random-label run at ``tier`` for ``method`` ∈ {pgd, trades} (seed 0), in ``cell`` of
     the phase diagram when given."""
-    from empirics.config import TrainConfig
-    from empirics.data import model_normalization
+    from robmem.empirics.config import TrainConfig
+    from robmem.empirics.data import model_normalization
 
     eps = EPS_MNIST
 
@@ -365,7 +365,7 @@ def cell_outcomes(
 
 def _evaluate_phase(ctx: ClaimContext, claim: str) -> ClaimResult:
     """E3 or E4 over the phase diagram: one verdict per cell, the claim's by
-    :func:`bridge.criteria.phase_verdict`; the figure shows every cell's outcome."""
+    :func:`robmem.bridge.criteria.phase_verdict`; the figure shows every cell's outcome."""
     cells = PHASE_CELLS[ctx.tier]
     assert cells is not None
     labels = (PGD, TR6) if claim == "E3" else (PGD, TR6, TR1)
@@ -431,7 +431,7 @@ def _evaluate_phase(ctx: ClaimContext, claim: str) -> ClaimResult:
         + f". By N: {trend}."
     )
     notes = tier_notes(ctx.tier) + [
-        "Verdict over cells (pre-registered, bridge.criteria.phase_verdict): not applicable "
+        "Verdict over cells (pre-registered, robmem.bridge.criteria.phase_verdict): not applicable "
         "when every cell is; otherwise the common verdict of the applicable cells, "
         "inconclusive when they disagree. Each cell's estimates are in the table.",
         "[P2]'s scale is CIFAR-10 / WRN-28-10 (N = 50k, BN); the small cells show where "

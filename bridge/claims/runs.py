@@ -192,6 +192,7 @@ def train_or_resume(
     config is an error (nothing is deleted).
     """
     import torch
+
     from robmem.bridge.sweep import SweepRun, run_state
     from robmem.empirics.trainers import train
 
@@ -218,6 +219,7 @@ def train_or_resume(
 def record_of_run(request: RunRequest, train_dir: pathlib.Path) -> RunRecord:
     """Read a finished trainer folder into a :class:`RunRecord` (without post measures)."""
     import torch
+
     from robmem.empirics.runs import load_metrics, load_steps
 
     rows = load_metrics(train_dir)

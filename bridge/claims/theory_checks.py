@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
-from bridge.registry import TIERS, Claim, ClaimContext, ClaimResult, TierPlan
-from bridge.verdicts import CALCULATOR_CONSISTENCY, FAILED, ILLUSTRATION, VERIFIED
+from robmem.bridge.registry import TIERS, Claim, ClaimContext, ClaimResult, TierPlan
+from robmem.bridge.verdicts import CALCULATOR_CONSISTENCY, FAILED, ILLUSTRATION, VERIFIED
 
 #: T2 instances: N training points, ε (half separation), δ, and the dimensions swept.
 T2_N: int = 1000
@@ -42,7 +42,7 @@ T3_ITERS: dict[str, int] = {"smoke": 3000, "cpu": 3000, "cpu-full": 5000, "gpu":
 
 
 def evaluate_t2(ctx: ClaimContext) -> ClaimResult:
-    from theory.sizes import size_table
+    from robmem.theory.sizes import size_table
 
     table, ok_order, ok_lower = [], True, True
     dims = T2_DIMS[ctx.tier]
@@ -72,9 +72,9 @@ def evaluate_t2(ctx: ClaimContext) -> ClaimResult:
 
 
 def evaluate_t3(ctx: ClaimContext) -> ClaimResult:
-    from theory.data_models import linear_separable_data
-    from theory.linear import NotRobustlySeparableError, robust_max_margin_direction
-    from theory.linear_dynamics_torch import adversarial_training_linear, train_mixed_learner
+    from robmem.theory.data_models import linear_separable_data
+    from robmem.theory.linear import NotRobustlySeparableError, robust_max_margin_direction
+    from robmem.theory.linear_dynamics_torch import adversarial_training_linear, train_mixed_learner
 
     # Thm 5.1 / implicit bias: FGSM-AT direction vs the cvxpy robust max-margin direction
     data = linear_separable_data(100, 0, 50, alpha=1.0, beta=0.1, noise_std=0.3, seed=1)
@@ -132,7 +132,7 @@ def evaluate_t3(ctx: ClaimContext) -> ClaimResult:
 def evaluate_t4(ctx: ClaimContext) -> ClaimResult:
     import sympy as sp
 
-    from theory.bounds import REGISTRY
+    from robmem.theory.bounds import REGISTRY
 
     table, ok_all = [], True
     rng = np.random.default_rng(0)
@@ -169,7 +169,7 @@ def evaluate_t4(ctx: ClaimContext) -> ClaimResult:
         "with their sympy forms at a sampled valid point (seed 0)."
     )
     notes = [
-        "A consistency check of the calculators (theory.bounds.REGISTRY) against their own "
+        "A consistency check of the calculators (robmem.theory.bounds.REGISTRY) against their own "
         "sympy forms; the full conformance suite is tests/theory/test_bounds_conformance.py."
     ]
     return ClaimResult(
@@ -240,7 +240,7 @@ CLAIMS = [
         source="[P1] §6; SPEC T4",
         kind=CALCULATOR_CONSISTENCY,
         criterion=(
-            "Every calculator in theory.bounds.REGISTRY evaluates at a sampled valid point "
+            "Every calculator in robmem.theory.bounds.REGISTRY evaluates at a sampled valid point "
             "(seed 0) and equals its sympy form (relative tolerance 1e-6) → verified; "
             "otherwise failed."
         ),

@@ -52,7 +52,7 @@ def test_notes_floor_for_preactresnet18_is_reproduced():
     # notes §2.3: PGD-10 epoch of PreActResNet-18 at 790 TF/s ≈ 1.6 s (F ≈ 1.11 GFLOP).
     import torch
 
-    from empirics.models import build_model
+    from robmem.empirics.models import build_model
 
     bench = _module()
     fwd = bench.forward_flops(
@@ -105,7 +105,7 @@ def test_restated_torchattacks_pgd_equals_torchattacks():
     import torch
     import torchattacks
 
-    from empirics.models import build_model
+    from robmem.empirics.models import build_model
 
     bench = _module()
     torch.manual_seed(0)

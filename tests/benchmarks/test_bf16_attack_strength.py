@@ -32,7 +32,7 @@ def test_report_is_consistent(capsys):
 def test_the_same_attack_twice_gives_the_same_verdicts():
     import torch
 
-    from empirics.models import build_model
+    from robmem.empirics.models import build_model
 
     bench = _module()
     torch.manual_seed(0)

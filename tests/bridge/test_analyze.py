@@ -1,4 +1,4 @@
-"""``bridge.analyze``: the user-model analysis API (issue 15) on tiny models and data."""
+"""``robmem.bridge.analyze``: the user-model analysis API (issue 15) on tiny models and data."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from bridge.analyze import (
+from robmem.bridge.analyze import (
     Analysis,
     LabelCoverageWarning,
     ProbabilityOutputWarning,
@@ -24,9 +24,9 @@ from bridge.analyze import (
     model_from_checkpoint,
     run_checkpoints,
 )
-from bridge.analyze_render import HTML_FILE, JSON_FILE, MARKER_FILE, write_analysis
-from bridge.stats import fraction_ci
-from empirics.complexity import initial_model
+from robmem.bridge.analyze_render import HTML_FILE, JSON_FILE, MARKER_FILE, write_analysis
+from robmem.bridge.stats import fraction_ci
+from robmem.empirics.complexity import initial_model
 
 # Small settings: every analysis in this file takes well under a second.
 FAST = dict(steps=3, landscape_samples=12, landscape_steps=2, pac_bayes=False, batch_size=32)
@@ -89,7 +89,7 @@ def test_clean_numbers_match_an_independent_computation(train_test, result) -> N
 
 
 def test_robust_accuracy_equals_the_suites_pgd_with_the_same_seed(train_test, result) -> None:
-    from empirics.attacks import PGD, correct_under_attack
+    from robmem.empirics.attacks import PGD, correct_under_attack
 
     _, (xt, yt) = train_test
     pgd = PGD(0.1, 0.025, 3, generator=torch.Generator().manual_seed(0))
@@ -160,7 +160,7 @@ def test_newcombe_and_welch_intervals_against_references() -> None:
 
 # ----------------------------------------------------------------------------- data forms
 def test_builtin_name_and_subsets() -> None:
-    from empirics.data import load_dataset
+    from robmem.empirics.data import load_dataset
 
     d = load_dataset("digits", seed=0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval()
@@ -301,7 +301,7 @@ def test_other_bad_models_and_data(train_test) -> None:
 
 
 def test_autoattack_is_required_only_when_asked(train_test) -> None:
-    from bridge.analyze import autoattack_available
+    from robmem.bridge.analyze import autoattack_available
 
     (x, y), (xt, yt) = train_test
     if autoattack_available():
@@ -348,8 +348,8 @@ def test_autoattack_is_used_when_installed(train_test, tmp_path, monkeypatch) ->
 # ----------------------------------------------------------------------------- run folders
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from empirics.config import TrainConfig
-    from empirics.trainers import train
+    from robmem.empirics.config import TrainConfig
+    from robmem.empirics.trainers import train
 
     cfg = TrainConfig(
         dataset="digits", n_train=60, n_test=30, model="mlp", model_kwargs={"hidden": [8]},

@@ -1,4 +1,4 @@
-"""Tests of bridge.cache: reuse only on an identical config; anything else re-runs."""
+"""Tests of robmem.bridge.cache: reuse only on an identical config; anything else re-runs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bridge.cache import CONFIG_FILE, RunCache, config_hash
+from robmem.bridge.cache import CONFIG_FILE, RunCache, config_hash
 
 
 def _counter():

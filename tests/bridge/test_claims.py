@@ -1,6 +1,6 @@
 """Every empirical claim's criterion produces each of its verdicts from hand-made run records.
 
-No training: :class:`bridge.records.RunRecord` objects are built here and passed to each
+No training: :class:`robmem.bridge.records.RunRecord` objects are built here and passed to each
 claim's ``evaluate``. A criterion that no input can fail (or pass) would leave one of the four
 scenarios of its claim unreachable, and ``test_every_empirical_claim_has_all_scenarios``
 requires all four for every empirical claim of the registry.
@@ -15,18 +15,18 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 
-from bridge.claims import at_small, construction, noise_rates, overfitting
-from bridge.claims.common import PAIRED_SEEDS, SEEDS
-from bridge.records import EpochRow, FitRecord, LandscapeCurve, Records, RunRecord
-from bridge.registry import ClaimContext, all_claims
-from bridge.verdicts import INCONCLUSIVE, NOT_APPLICABLE, NOT_REPRODUCED, REPRODUCED
+from robmem.bridge.claims import at_small, construction, noise_rates, overfitting
+from robmem.bridge.claims.common import PAIRED_SEEDS, SEEDS
+from robmem.bridge.records import EpochRow, FitRecord, LandscapeCurve, Records, RunRecord
+from robmem.bridge.registry import ClaimContext, all_claims
+from robmem.bridge.verdicts import INCONCLUSIVE, NOT_APPLICABLE, NOT_REPRODUCED, REPRODUCED
 
 TIER = "cpu"
 ALL = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_APPLICABLE)
 
 
 def _config(**kw):
-    from empirics.config import TrainConfig
+    from robmem.empirics.config import TrainConfig
 
     return TrainConfig(**kw).to_dict()
 
@@ -330,7 +330,7 @@ def test_e1_combines_data_sets(monkeypatch, tmp_path) -> None:
 
 
 def test_smoke_tier_gives_no_verdict(tmp_path) -> None:
-    from bridge.verdicts import PIPELINE_CHECKED
+    from robmem.bridge.verdicts import PIPELINE_CHECKED
 
     claim = next(c for c in all_claims() if c.id == "E3")
     recs = Records()
@@ -350,14 +350,14 @@ def test_knee_is_the_half_rise_radius() -> None:
 
 
 def test_b2_is_an_illustration_that_can_fail(monkeypatch, tmp_path) -> None:
-    from bridge.verdicts import FAILED, VERIFIED
+    from robmem.bridge.verdicts import FAILED, VERIFIED
 
     recs = Records()
     cfg = _config(dataset="digits", model="mlp", model_kwargs={"hidden": [8]})
     for s in SEEDS[TIER]:
         recs.add(_rec("e1-at-digits", s, [_row(30, 0.9, 0.6, 1.0, 0.95)], config=cfg))
     assert _evaluate("B2", recs, tmp_path) == VERIFIED
-    import theory.bounds.vc as vc
+    import robmem.theory.bounds.vc as vc
 
     class Tiny:
         value = 0.5
@@ -376,12 +376,12 @@ def test_b2_is_an_illustration_that_can_fail(monkeypatch, tmp_path) -> None:
 )
 def test_theory_claims_can_fail(claim_id, module, name, value, monkeypatch, tmp_path) -> None:
     """Each mathematical claim reports ``failed`` when its check is broken on purpose."""
-    from bridge.claims import theory_checks
-    from bridge.verdicts import FAILED
+    from robmem.bridge.claims import theory_checks
+    from robmem.bridge.verdicts import FAILED
 
     target = module or theory_checks
     if claim_id == "T1":
-        import theory.counting as counting
+        import robmem.theory.counting as counting
 
         real = counting.construction_parameter_count
         monkeypatch.setattr(target, name, value)
@@ -390,7 +390,7 @@ def test_theory_claims_can_fail(claim_id, module, name, value, monkeypatch, tmp_
         )
     elif claim_id == "T2":
         # a calculator that reports a clean size above the construction's breaks the ordering
-        import theory.sizes as sizes
+        import robmem.theory.sizes as sizes
 
         real = sizes.SizeTable.as_dict
         monkeypatch.setattr(
@@ -405,8 +405,8 @@ def test_theory_claims_can_fail(claim_id, module, name, value, monkeypatch, tmp_
 def test_t4_fails_on_a_wrong_calculator(monkeypatch, tmp_path) -> None:
     import sympy as sp
 
-    from bridge.verdicts import FAILED
-    from theory.bounds import REGISTRY
+    from robmem.bridge.verdicts import FAILED
+    from robmem.theory.bounds import REGISTRY
 
     name = sorted(REGISTRY)[0]
     spec = REGISTRY[name]

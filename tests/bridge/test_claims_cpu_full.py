@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from bridge.claims import at_small, noise_rates, overfitting, random_labels
-from bridge.claims.common import PAIRED_SEEDS
-from bridge.criteria import phase_verdict
-from bridge.records import EpochRow, FitRecord, LandscapeCurve, Records, RunRecord
-from bridge.registry import ClaimContext, all_claims
-from bridge.verdicts import INCONCLUSIVE, NOT_APPLICABLE, NOT_REPRODUCED, REPRODUCED
+from robmem.bridge.claims import at_small, noise_rates, overfitting, random_labels
+from robmem.bridge.claims.common import PAIRED_SEEDS
+from robmem.bridge.criteria import phase_verdict
+from robmem.bridge.records import EpochRow, FitRecord, LandscapeCurve, Records, RunRecord
+from robmem.bridge.registry import ClaimContext, all_claims
+from robmem.bridge.verdicts import INCONCLUSIVE, NOT_APPLICABLE, NOT_REPRODUCED, REPRODUCED
 
 TIER = "cpu-full"
 ALL = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_APPLICABLE)
@@ -27,7 +27,7 @@ _J = [0.0, 0.01, -0.01, 0.02, -0.02]  # per-seed jitter, so that CIs have width
 
 
 def _config(**kw):
-    from empirics.config import TrainConfig
+    from robmem.empirics.config import TrainConfig
 
     return TrainConfig(**kw).to_dict()
 
@@ -422,7 +422,7 @@ def test_e2_knee_on_mnist1d(verdict, at_offset, std_offset, rt, tmp_path) -> Non
 
 
 def test_cpu_full_mnist1d_settings() -> None:
-    from empirics.data import mnist1d_eps_to_raw
+    from robmem.empirics.data import mnist1d_eps_to_raw
 
     cfg = at_small.at_config(TIER, "mnist1d")
     assert cfg.dataset == "mnist1d" and cfg.epsilon == at_small.ref_eps("mnist1d")
@@ -438,9 +438,9 @@ def test_smoothness_measurement_on_a_trained_run(tmp_path) -> None:
     """The E4 post-training measurement runs the probe on the run's own objective and data."""
     import dataclasses
 
-    from bridge.claims.measurements import smoothness_of_run
-    from bridge.claims.runs import MEASUREMENTS, measure
-    from empirics.trainers import train
+    from robmem.bridge.claims.measurements import smoothness_of_run
+    from robmem.bridge.claims.runs import MEASUREMENTS, measure
+    from robmem.empirics.trainers import train
 
     assert MEASUREMENTS["smoothness"].endswith(":smoothness_of_run")
     cfg = random_labels.rl_config("smoke", "trades", 6.0)

@@ -10,11 +10,11 @@ import warnings
 import pytest
 import torch
 
-from bridge.analyze import epoch_checkpoint_callback, model_from_checkpoint
-from bridge.analyze_render import JSON_FILE
-from bridge.cli import main
-from empirics.config import TrainConfig
-from empirics.runs import load_metrics
+from robmem.bridge.analyze import epoch_checkpoint_callback, model_from_checkpoint
+from robmem.bridge.analyze_render import JSON_FILE
+from robmem.bridge.cli import main
+from robmem.empirics.config import TrainConfig
+from robmem.empirics.runs import load_metrics
 
 # Small and fast: a few landscape points, no PAC-Bayes search.
 FAST = ["--landscape-samples", "10", "--landscape-steps", "2", "--no-pac-bayes", "--threads", "1"]
@@ -24,7 +24,7 @@ DATA = ["--data", "digits", "--n-train", "60", "--n-test", "40", "--eps", "0.1"]
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A 3-epoch PGD-AT run on 80 digits that keeps every epoch's checkpoint."""
-    from empirics.trainers import train
+    from robmem.empirics.trainers import train
 
     cfg = TrainConfig(
         dataset="digits", n_train=80, n_test=40, model="mlp", model_kwargs={"hidden": [16]},

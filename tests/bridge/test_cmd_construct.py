@@ -1,11 +1,11 @@
-"""`robmem construct`: every flag, through bridge.cli.main."""
+"""`robmem construct`: every flag, through robmem.bridge.cli.main."""
 
 import re
 
 import pytest
 
-from bridge.cli import main
-from empirics.idx import default_mnist_test_dir
+from robmem.bridge.cli import main
+from robmem.empirics.idx import default_mnist_test_dir
 
 
 def _run(capsys, *argv):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bridge.cli import main
+from robmem.bridge.cli import main
 
 BASE = ["sizes", "--n", "50", "--d", "6", "--eps", "0.1", "--delta", "0.05"]
 

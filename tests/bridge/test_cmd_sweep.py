@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bridge import cli, sweep
+from robmem.bridge import cli, sweep
 
 TINY = [
     "--dataset", "digits", "--n-train", "48", "--n-test", "24", "--model", "linear",
@@ -59,7 +59,7 @@ def test_engine_flags_reach_run_sweep(tmp_path, monkeypatch):
 
 
 def test_config_and_preset_bases(tmp_path, capsys):
-    from empirics.config import TrainConfig
+    from robmem.empirics.config import TrainConfig
 
     TrainConfig(dataset="digits", epochs=3).save(tmp_path / "base.json")
     assert cli.main(["sweep", "--out", str(tmp_path / "s"), "--config",

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from bridge.cli import main
-from empirics.config import TrainConfig
-from empirics.runs import load_metrics
+from robmem.bridge.cli import main
+from robmem.empirics.config import TrainConfig
+from robmem.empirics.runs import load_metrics
 
 # One non-default value per TrainConfig field: (argv after the flag name, expected value).
 FLAG_CASES = {
@@ -184,7 +184,7 @@ def test_train_resume_and_no_overwrite(tmp_path, capsys):
 
 
 def test_nan_exit_code_3(tmp_path, capsys, monkeypatch):
-    from empirics import trainers
+    from robmem.empirics import trainers
 
     real = trainers.method_step
 

@@ -1,11 +1,11 @@
-"""Tests of bridge.registry: every SPEC id has a complete entry; bad ids and tiers fail."""
+"""Tests of robmem.bridge.registry: every SPEC id has a complete entry; bad ids and tiers fail."""
 
 from __future__ import annotations
 
 import pytest
 
-from bridge.criteria import AMENDMENTS
-from bridge.registry import (
+from robmem.bridge.criteria import AMENDMENTS
+from robmem.bridge.registry import (
     CLAIM_IDS,
     TIERS,
     VERDICTS,
@@ -14,7 +14,7 @@ from bridge.registry import (
     check_tier,
     select_claims,
 )
-from bridge.verdicts import MATH_KINDS, REPRODUCED, VERIFIED
+from robmem.bridge.verdicts import MATH_KINDS, REPRODUCED, VERIFIED
 
 
 def test_every_spec_id_has_one_complete_entry() -> None:

@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from bridge.cli import main
-from bridge.registry import CLAIM_IDS, VERDICTS
-from bridge.report import MARKER_FILE, format_number
+from robmem.bridge.cli import main
+from robmem.bridge.registry import CLAIM_IDS, VERDICTS
+from robmem.bridge.report import MARKER_FILE, format_number
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -205,9 +205,9 @@ def test_device_flag_reaches_every_training_run(tmp_path, capsys) -> None:
 def test_per_claim_time_sums_the_runs_metrics(smoke_report) -> None:
     """Each claim with runs reports how many it reads, how many are shared, and the seconds
     their metrics.jsonl recorded: recomputed here from the run folders of the cache."""
-    from bridge.cache import RunCache
-    from bridge.claims.runs import merge_requests
-    from bridge.registry import all_claims
+    from robmem.bridge.cache import RunCache
+    from robmem.bridge.claims.runs import merge_requests
+    from robmem.bridge.registry import all_claims
 
     out, cache_dir = smoke_report
     doc = {c["id"]: c for c in _doc(out)["claims"]}

@@ -25,9 +25,9 @@ TIERS = ("smoke", "cpu", "cpu-full", "gpu")
 
 def cache_folders(tier: str) -> list[str]:
     """Sorted cache folder names of every run and measure the tier's enabled claims request."""
-    from bridge.cache import RunCache
-    from bridge.claims.runs import merge_requests
-    from bridge.registry import all_claims
+    from robmem.bridge.cache import RunCache
+    from robmem.bridge.claims.runs import merge_requests
+    from robmem.bridge.registry import all_claims
 
     cache = RunCache(pathlib.Path("/nonexistent"), enabled=False)
     requests = [r for c in all_claims() if c.plan(tier).enabled for r in c.requests(tier)]

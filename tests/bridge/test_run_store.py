@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from bridge.cache import RunCache
-from bridge.claims.runs import (
+from robmem.bridge.cache import RunCache
+from robmem.bridge.claims.runs import (
     LandscapeSpec,
     RunRequest,
     measure,
@@ -17,11 +17,11 @@ from bridge.claims.runs import (
     run_requests,
     seeds_for,
 )
-from bridge.records import record_from_json
+from robmem.bridge.records import record_from_json
 
 
 def _base(**kw):
-    from empirics.config import TrainConfig
+    from robmem.empirics.config import TrainConfig
 
     return TrainConfig(
         dataset="digits", n_train=40, n_test=30, model="mlp", model_kwargs={"hidden": [16]},

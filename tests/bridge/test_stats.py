@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from bridge.stats import (
+from robmem.bridge.stats import (
     Estimate,
     bootstrap_ci,
     exact,
@@ -18,7 +18,7 @@ from bridge.stats import (
     paired_difference,
     partial_kendall_tau,
 )
-from bridge.verdicts import (
+from robmem.bridge.verdicts import (
     ABOVE,
     BELOW,
     INCONCLUSIVE,

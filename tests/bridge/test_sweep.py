@@ -6,11 +6,11 @@ import importlib.util
 
 import pytest
 
-from bridge import sweep
-from bridge.sweep import run_state, run_sweep, sweep_configs, sweep_runs
-from empirics.config import TrainConfig
-from empirics.runs import load_metrics
-from empirics.trainers import train
+from robmem.bridge import sweep
+from robmem.bridge.sweep import run_state, run_sweep, sweep_configs, sweep_runs
+from robmem.empirics.config import TrainConfig
+from robmem.empirics.runs import load_metrics
+from robmem.empirics.trainers import train
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 
@@ -196,8 +196,8 @@ def test_execute_run_sets_visible_devices(tmp_path, monkeypatch):
 SWEEP_KILL_CHILD = """
 import os, pathlib, signal, sys
 sys.path.insert(0, {repo!r})
-from empirics import trainers
-from bridge import cli
+from robmem.empirics import trainers
+from robmem.bridge import cli
 
 real_save = trainers.save_checkpoint
 

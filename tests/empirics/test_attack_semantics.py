@@ -24,7 +24,7 @@ import pytest
 import torch
 from torch import nn
 
-from empirics.attacks import FGSM, FGSMRS, PGD, TradesPGD
+from robmem.empirics.attacks import FGSM, FGSMRS, PGD, TradesPGD
 
 
 class Overshoot(nn.Module):

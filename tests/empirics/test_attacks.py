@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from empirics.attacks import (
+from robmem.empirics.attacks import (
     FGSM,
     FGSMRS,
     PGD,
@@ -31,8 +31,8 @@ from empirics.attacks import (
     select_worst_case,
     trades_kl,
 )
-from empirics.data import load_dataset
-from empirics.models import build_model
+from robmem.empirics.data import load_dataset
+from robmem.empirics.models import build_model
 
 TOL = 1e-6  # float32 slack on ε-ball checks (pixel units)
 
@@ -734,8 +734,8 @@ def test_bad_batches_raise_naming_the_argument(trained_mlp, digits):
 
 @pytest.mark.parametrize("norm", ["inf", "2"])
 def test_unboxed_linear_worst_case_matches_theory_linear(norm):
-    """Independent oracle: theory.linear (helper B's numpy closed form −δ·y·∂‖w‖_q)."""
-    import theory.linear as linear
+    """Independent oracle: robmem.theory.linear (helper B's numpy closed form −δ·y·∂‖w‖_q)."""
+    import robmem.theory.linear as linear
 
     d, eps = 12, 0.2
     model = _binary_linear(d, 6)
@@ -796,7 +796,7 @@ def _l2_feasible_samples(x: torch.Tensor, eps: float, gen: torch.Generator) -> t
 def test_perturb_in_batches_equals_one_call(trained_mlp, digits):
     """Batch by batch gives each sample the result one whole-set call gives it (no random
     start; PGD's per-sample update does not couple samples)."""
-    from empirics.attacks import perturb_in_batches
+    from robmem.empirics.attacks import perturb_in_batches
 
     x, y = digits.test_x[:50], digits.test_y[:50]
     attack = PGD(0.05, 0.0125, 3, random_start=False)

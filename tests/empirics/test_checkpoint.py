@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from empirics.checkpoint import (
+from robmem.empirics.checkpoint import (
     CheckpointError,
     load_checkpoint,
     restore_rng_state,
@@ -92,7 +92,7 @@ def test_generator_of_another_device_is_reseeded_deterministically(caplog):
     draws = []
     for _ in range(2):
         gen = torch.Generator().manual_seed(0)
-        with caplog.at_level("WARNING", logger="empirics.checkpoint"):
+        with caplog.at_level("WARNING", logger="robmem.empirics.checkpoint"):
             restore_rng_state(state, {"augment": gen})
         draws.append(torch.rand(4, generator=gen))
     assert torch.equal(draws[0], draws[1])

@@ -11,8 +11,9 @@ import torch
 
 
 def test_model_complexity_uses_theory_calculator() -> None:
-    import robmem.empirics.measures as measures
     import torch
+
+    import robmem.empirics.measures as measures
     from robmem.empirics.complexity import model_complexity
 
     torch.manual_seed(0)

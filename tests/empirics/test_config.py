@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from empirics.config import PRESETS, TrainConfig, field_comments, preset
+from robmem.empirics.config import PRESETS, TrainConfig, field_comments, preset
 
 
 @pytest.mark.parametrize("name", [None, *sorted(PRESETS)])

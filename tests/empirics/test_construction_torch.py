@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from empirics.construction_torch import ConstructionModule
-from empirics.network_torch import from_torch
-from theory.construction import build_construction
-from theory.separation import synthetic_separated_points
+from robmem.empirics.construction_torch import ConstructionModule
+from robmem.empirics.network_torch import from_torch
+from robmem.theory.construction import build_construction
+from robmem.theory.separation import synthetic_separated_points
 
 
 @pytest.mark.parametrize("gated", [True, False])

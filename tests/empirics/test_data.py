@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+
 from robmem.empirics.data import (
     DATASET_NAMES,
     MNIST10K_TRAIN_SIZE,
@@ -316,6 +317,7 @@ _M1D_N = 300
 
 def test_mnist1d_generated_offline_shapes_range_and_meta():
     from mnist1d.data import get_dataset_args, make_dataset
+
     from robmem.empirics.data import MNIST1D_UNIT_PER_RAW, mnist1d_to_unit
 
     d = load_dataset("mnist1d", seed=5, num_samples=_M1D_N)
@@ -389,6 +391,7 @@ def test_mnist1d_default_size_is_the_package_split():
 def test_mnist1d_prestandardization_std_constant():
     """The noise-unit constant matches the generator: t / xs.std() is what it returns."""
     from mnist1d.data import get_dataset_args, get_templates, make_dataset
+
     from robmem.empirics.data import MNIST1D_PRESTANDARDIZATION_STD
 
     args = get_dataset_args()
@@ -430,8 +433,9 @@ def test_mnist1d_shift_matches_numpy_roll():
 
 @pytest.mark.parametrize("sigma", [0.5, 2.0, 15.0])
 def test_gaussian_smooth_matches_scipy(sigma):
-    from robmem.empirics.data import gaussian_smooth_circular
     from scipy.ndimage import gaussian_filter1d
+
+    from robmem.empirics.data import gaussian_smooth_circular
 
     noise = torch.randn(3, 1, 40, dtype=torch.float64)
     want = gaussian_filter1d(noise.numpy(), sigma, axis=-1, mode="wrap")

@@ -1,6 +1,6 @@
 """Data-parallel training (issue 7 §5): 2 gloo processes on CPU equal one process.
 
-Oracle: :func:`empirics.trainers.train` (the single-process trainer, separate code path) run
+Oracle: :func:`robmem.empirics.trainers.train` (the single-process trainer, separate code path) run
 with the same config and global batch; metrics and final weights must agree up to float
 re-association of the gradient all-reduce.
 """
@@ -15,11 +15,11 @@ import sys
 import pytest
 import torch
 
-from empirics.checkpoint import load_checkpoint
-from empirics.config import TrainConfig
-from empirics.distributed import shard_bounds, train_distributed
-from empirics.runs import load_metrics
-from empirics.trainers import train
+from robmem.empirics.checkpoint import load_checkpoint
+from robmem.empirics.config import TrainConfig
+from robmem.empirics.distributed import shard_bounds, train_distributed
+from robmem.empirics.runs import load_metrics
+from robmem.empirics.trainers import train
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 #: Relative tolerance of metrics: the all-reduce sums gradients in another order (float32).
@@ -51,7 +51,7 @@ def _config(method: str = "pgd", **kw) -> TrainConfig:
 def _torchrun(config_path: pathlib.Path, run_dir: pathlib.Path, *extra: str, nproc: int = 2):
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
-        "--nproc_per_node", str(nproc), "-m", "empirics.distributed",
+        "--nproc_per_node", str(nproc), "-m", "robmem.empirics.distributed",
         "--config", str(config_path), "--run-dir", str(run_dir), "--no-progress", *extra,
     ]  # fmt: skip
     return subprocess.run(
@@ -136,8 +136,8 @@ class _Rank:
 def test_sharded_evaluate_sums_to_the_single_process_evaluation(norm, restarts):
     """Three ranks' shares of every evaluation batch (an empty one included) add up to the
     one-process evaluation, example for example, and every rank ends with its RNG state."""
-    from empirics.attacks import PGD
-    from empirics.trainers import evaluate
+    from robmem.empirics.attacks import PGD
+    from robmem.empirics.trainers import evaluate
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
@@ -192,7 +192,7 @@ def test_ddp_other_methods_equal_single_process(tmp_path, method):
 DDP_KILL_CHILD = """
 import os, pathlib, signal, sys
 sys.path.insert(0, {repo!r})
-from empirics import distributed, trainers
+from robmem.empirics import distributed, trainers
 
 real_save = trainers.save_checkpoint
 
@@ -244,8 +244,8 @@ def single_rank_group(tmp_path):
 
 def test_attacks_bypass_the_ddp_wrapper(single_rank_group):
     """Attack and evaluation forwards go to the unwrapped module; the loss goes through DDP."""
-    from empirics.attacks import PGD
-    from empirics.distributed import _AttackAwareDDP
+    from robmem.empirics.attacks import PGD
+    from robmem.empirics.distributed import _AttackAwareDDP
 
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
@@ -303,7 +303,7 @@ def test_compile_applies_to_the_attacks_under_ddp(tmp_path, single_rank_group):
 
 
 def test_launcher_user_errors_exit_2(tmp_path, monkeypatch, capsys):
-    from empirics.distributed import main
+    from robmem.empirics.distributed import main
 
     with pytest.raises(SystemExit) as info:
         main(["--run-dir", str(tmp_path / "run")])  # no --config, nothing to resume
@@ -319,8 +319,8 @@ def test_launcher_user_errors_exit_2(tmp_path, monkeypatch, capsys):
 def test_step_totals_stay_on_the_loss_device():
     """Per-step totals are built on the loss's device (``meta`` here: a CPU tensor copied
     in, or a host sync, would show there) and hold the right numbers (CPU)."""
-    from empirics.methods import StepOutput
-    from empirics.trainers import _step_totals
+    from robmem.empirics.methods import StepOutput
+    from robmem.empirics.trainers import _step_totals
 
     meta = torch.empty((), device="meta")
     out = StepOutput(meta, meta, None, torch.empty((), dtype=torch.int64, device="meta"))
@@ -339,7 +339,7 @@ def test_step_totals_stay_on_the_loss_device():
 def test_barrier_names_the_gpu_under_nccl_only(monkeypatch, device, backend, expected):
     import torch.distributed as dist
 
-    from empirics.distributed import TorchGroup
+    from robmem.empirics.distributed import TorchGroup
 
     calls = []
     monkeypatch.setattr(dist, "get_backend", lambda *a, **k: backend)

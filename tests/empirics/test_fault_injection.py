@@ -26,11 +26,11 @@ import time
 import pytest
 import torch
 
-from bridge import cli
-from empirics import runs
-from empirics.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from empirics.config import TrainConfig
-from empirics.trainers import train
+from robmem.bridge import cli
+from robmem.empirics import runs
+from robmem.empirics.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from robmem.empirics.config import TrainConfig
+from robmem.empirics.trainers import train
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 FAULT_SEED = 20261122
@@ -53,8 +53,8 @@ CHILD = textwrap.dedent(
     sys.path.insert(0, {repo!r})
     import torch
     torch.set_num_threads(1)
-    from empirics import attacks, checkpoint, runs, trainers
-    from empirics.config import TrainConfig
+    from robmem.empirics import attacks, checkpoint, runs, trainers
+    from robmem.empirics.config import TrainConfig
 
     run_dir, fault, at, resume = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
     config = TrainConfig.from_json(pathlib.Path(sys.argv[5]).read_text())
@@ -385,10 +385,10 @@ REPORT_CHILD = textwrap.dedent(
     """
     import json, os, signal, sys, pathlib
     sys.path.insert(0, {repo!r})
-    from bridge.cache import RunCache
-    from empirics.config import TrainConfig
-    from empirics.runs import load_metrics
-    from empirics.trainers import train
+    from robmem.bridge.cache import RunCache
+    from robmem.empirics.config import TrainConfig
+    from robmem.empirics.runs import load_metrics
+    from robmem.empirics.trainers import train
 
     root, kill_in = pathlib.Path(sys.argv[1]), sys.argv[2]
     cache = RunCache(root / "cache")
@@ -441,8 +441,8 @@ REAL_REPORT_CHILD = textwrap.dedent(
     """
     import os, pathlib, signal, sys
     sys.path.insert(0, {repo!r})
-    from empirics import trainers
-    from bridge import cli
+    from robmem.empirics import trainers
+    from robmem.bridge import cli
 
     real_train = trainers.train
 

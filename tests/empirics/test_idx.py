@@ -5,7 +5,12 @@ import shutil
 import numpy as np
 import pytest
 
-from empirics.idx import MNIST_TEST_MD5, default_mnist_test_dir, load_mnist_test_idx, read_idx
+from robmem.empirics.idx import (
+    MNIST_TEST_MD5,
+    default_mnist_test_dir,
+    load_mnist_test_idx,
+    read_idx,
+)
 
 
 def _write_idx(path, array: np.ndarray, code: int = 0x08, compress: bool = True) -> None:

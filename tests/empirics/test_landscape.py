@@ -1,4 +1,4 @@
-"""Tests of empirics.landscape (SPEC E2) against closed forms and brute force."""
+"""Tests of robmem.empirics.landscape (SPEC E2) against closed forms and brute force."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from empirics.landscape import (
+from robmem.empirics.landscape import (
     first_order_violation,
     input_landscape,
     landscape_callback,

@@ -1,7 +1,7 @@
 """Training losses checked by their gradients (SPEC E3, E6), not only by their values.
 
 Oracle: the official formulations re-implemented here from their published code, sharing
-nothing with :mod:`empirics.trainers` or :mod:`empirics.attacks`:
+nothing with :mod:`robmem.empirics.trainers` or :mod:`robmem.empirics.attacks`:
 
 - TRADES, Zhang et al. 2019, ``trades.py``: ``CE(f(x), y) + β/B · KLDivLoss(sum)(
   log_softmax(f(x')), softmax(f(x)))``, gradient through *both* softmaxes (the natural one
@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import empirics.attacks as attacks_mod
-from empirics.config import TrainConfig
-from empirics.methods import TEBank, method_step, te_rampup, te_weight
+import robmem.empirics.attacks as attacks_mod
+from robmem.empirics.config import TrainConfig
+from robmem.empirics.methods import TEBank, method_step, te_rampup, te_weight
 
 #: See the module docstring: worst-case float32 re-association error of one gradient entry,
 #: relative to the largest entry.

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from empirics.measures import (
+from robmem.empirics.measures import (
     SigmaSearchConfig,
     classification_margins,
     complexity_measures,
@@ -206,7 +206,7 @@ def test_magnitude_aware_sigma_search_reports_its_measures() -> None:
     [("circular", 1, 2, 2), ("zeros", 2, 1, 1), ("zeros", 1, 2, "same"), ("zeros", 1, 1, 0)],
 )
 def test_layer_norms_spectral_is_exact_or_an_upper_bound(mode, stride, dilation, padding) -> None:
-    from empirics.measures import layer_norms
+    from robmem.empirics.measures import layer_norms
 
     torch.manual_seed(3)
     conv = nn.Conv2d(

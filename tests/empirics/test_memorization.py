@@ -8,6 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+
 from robmem.empirics.memorization import (
     NEVER,
     RobustFitTracker,

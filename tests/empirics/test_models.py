@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from empirics.models import MODEL_NAMES, Normalize, build_model
+from robmem.empirics.models import MODEL_NAMES, Normalize, build_model
 
 SMALL_KW = {"wrn": {"depth": 10, "widen": 1}, "mlp": {"hidden": (16,)}}
 
@@ -126,11 +126,11 @@ def test_batch_norm_flag_must_be_bool():
 
 
 # ------------------------------------------------------------------ BN MLP and the 1-D CNN
-M1D_SHAPE = (1, 40)  # MNIST-1D inputs (empirics.data.load_dataset("mnist1d").in_shape)
+M1D_SHAPE = (1, 40)  # MNIST-1D inputs (robmem.empirics.data.load_dataset("mnist1d").in_shape)
 
 
 def test_bn_free_mlp_is_still_a_relu_network():
-    from empirics.network_torch import from_torch
+    from robmem.empirics.network_torch import from_torch
 
     torch.manual_seed(0)
     model = build_model("mlp", 10, M1D_SHAPE, hidden=(16, 8)).eval()
@@ -142,7 +142,7 @@ def test_bn_free_mlp_is_still_a_relu_network():
 
 
 def test_bn_mlp_structure_and_modes():
-    from empirics.network_torch import from_torch
+    from robmem.empirics.network_torch import from_torch
 
     torch.manual_seed(0)
     model = build_model("mlp", 10, M1D_SHAPE, hidden=(16, 8), batch_norm=True)
@@ -185,9 +185,9 @@ def test_cnn1d_shapes_and_parameter_count():
 )
 def test_bn_models_with_attacks_and_training_losses(name, kw):
     """PGD and the TRADES attack leave BN buffers and mode alone; method_step trains them."""
-    from empirics.attacks import PGD, TradesPGD
-    from empirics.config import TrainConfig
-    from empirics.trainers import method_step
+    from robmem.empirics.attacks import PGD, TradesPGD
+    from robmem.empirics.config import TrainConfig
+    from robmem.empirics.trainers import method_step
 
     torch.manual_seed(0)
     model = build_model(name, 10, M1D_SHAPE, **kw)
@@ -212,10 +212,10 @@ def test_bn_models_with_attacks_and_training_losses(name, kw):
 
 def test_mnist1d_training_run_with_cnn1d(tmp_path, monkeypatch):
     """One real epoch: MNIST-1D, BN CNN, PGD-AT, MNIST-1D augmentation, standardization."""
-    import empirics.data
-    from empirics.config import TrainConfig
-    from empirics.data import model_normalization
-    from empirics.trainers import load_model_from_run, train
+    import robmem.empirics.data
+    from robmem.empirics.config import TrainConfig
+    from robmem.empirics.data import model_normalization
+    from robmem.empirics.trainers import load_model_from_run, train
 
     cfg = TrainConfig(
         dataset="mnist1d", n_train=64, n_test=32, model="cnn1d",
@@ -223,7 +223,7 @@ def test_mnist1d_training_run_with_cnn1d(tmp_path, monkeypatch):
         method="pgd", epsilon=0.05, attack_steps=2, attack_step_size=0.02, eval_attack_steps=2,
         epochs=1, batch_size=32, augment=True, num_threads=1,
     )  # fmt: skip
-    monkeypatch.setattr(empirics.data, "MNIST1D_DEFAULT_NUM_SAMPLES", 300)  # generate fewer
+    monkeypatch.setattr(robmem.empirics.data, "MNIST1D_DEFAULT_NUM_SAMPLES", 300)  # generate fewer
     result = train(cfg, tmp_path / "run", progress=False)
     row = result.metrics[-1]
     assert 0.0 <= row["train_robust_acc"] <= 1.0 and np.isfinite(row["grad_norm_sq_mean"])

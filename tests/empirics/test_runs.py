@@ -10,10 +10,10 @@ import textwrap
 import pytest
 import torch
 
-from empirics.checkpoint import load_checkpoint
-from empirics.config import TrainConfig
-from empirics.runs import load_metrics, load_steps
-from empirics.trainers import train
+from robmem.empirics.checkpoint import load_checkpoint
+from robmem.empirics.config import TrainConfig
+from robmem.empirics.runs import load_metrics, load_steps
+from robmem.empirics.trainers import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -30,8 +30,8 @@ CONFIG = TrainConfig(
 CHILD = textwrap.dedent(
     """
     import os, signal, sys
-    from empirics import trainers
-    from empirics.config import TrainConfig
+    from robmem.empirics import trainers
+    from robmem.empirics.config import TrainConfig
     config = TrainConfig.from_json(open(sys.argv[1]).read())
     run_dir, mode, n, resume = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1"
     count = [0]
@@ -129,7 +129,7 @@ def test_tensor_metrics_are_written_with_non_finite_values_as_null(tmp_path):
     among them become null instead of failing the write after a whole epoch of work."""
     import numpy as np
 
-    from empirics.runs import append_jsonl, read_jsonl, run_info
+    from robmem.empirics.runs import append_jsonl, read_jsonl, run_info
 
     path = tmp_path / "m.jsonl"
     row = {

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from empirics.config import TrainConfig
-from empirics.schedules import Schedule, cosine_lr, cyclic_lr, piecewise_lr, schedule_from_config
+from robmem.empirics.config import TrainConfig
+from robmem.empirics.schedules import (
+    Schedule,
+    cosine_lr,
+    cyclic_lr,
+    piecewise_lr,
+    schedule_from_config,
+)
 
 
 def _torch_lrs(make_scheduler, n_steps, step_every):

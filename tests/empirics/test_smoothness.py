@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from empirics.config import TrainConfig
-from empirics.models import build_model
-from empirics.smoothness import epoch_mean_squared_grad_norm, local_smoothness
+from robmem.empirics.config import TrainConfig
+from robmem.empirics.models import build_model
+from robmem.empirics.smoothness import epoch_mean_squared_grad_norm, local_smoothness
 
 # ------------------------------------------------------------------ per-epoch mean squared norm
 
@@ -33,7 +33,7 @@ def test_epoch_mean_squared_grad_norm_known_rows():
 
 
 def test_epoch_mean_squared_grad_norm_from_a_run(tmp_path):
-    from empirics.trainers import train
+    from robmem.empirics.trainers import train
 
     cfg = TrainConfig(
         dataset="digits", n_train=60, n_test=20, model="mlp", model_kwargs={"hidden": [8]},
@@ -185,7 +185,7 @@ def test_probe_is_seeded_and_rejects_bad_input():
 
 def test_shifted_loss_is_evaluated_from_the_saved_state():
     """L(θ + h·u) must be computed from θ's BN buffers and the same attack start (BN model)."""
-    from empirics.methods import method_step
+    from robmem.empirics.methods import method_step
 
     torch.manual_seed(0)
     model = build_model("mlp", 10, (1, 40), hidden=(16,), batch_norm=True)

@@ -8,12 +8,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from empirics import trainers
-from empirics.attacks import PGD
-from empirics.config import TrainConfig
-from empirics.methods import TEBank, _te_attack_loss, method_step, te_penalty, te_rampup, te_weight
-from empirics.runs import load_metrics, load_steps
-from empirics.trainers import (
+from robmem.empirics import trainers
+from robmem.empirics.attacks import PGD
+from robmem.empirics.config import TrainConfig
+from robmem.empirics.methods import (
+    TEBank,
+    _te_attack_loss,
+    method_step,
+    te_penalty,
+    te_rampup,
+    te_weight,
+)
+from robmem.empirics.runs import load_metrics, load_steps
+from robmem.empirics.trainers import (
     NonFiniteLossError,
     compiled_step_model,
     evaluate,
@@ -299,7 +306,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_last_good(tmp_path, monke
     monkeypatch.setattr(trainers, "method_step", poisoned)
     with pytest.raises(NonFiniteLossError, match="epoch 2.*Last good checkpoint.*epoch 1"):
         train(TrainConfig(**TINY), tmp_path / "run", progress=False)
-    from empirics.checkpoint import load_checkpoint
+    from robmem.empirics.checkpoint import load_checkpoint
 
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["epoch"] == 1
     assert [r["epoch"] for r in load_metrics(tmp_path / "run")] == [1]
@@ -323,7 +330,7 @@ def test_best_checkpoint_selection_and_test_label(tmp_path):
 
 
 def test_bad_data_inputs(tmp_path, monkeypatch):
-    from empirics import data as data_mod
+    from robmem.empirics import data as data_mod
 
     real = data_mod.load_dataset
 
@@ -362,7 +369,7 @@ def test_robust_train_accuracy_is_over_the_full_training_set(tmp_path):
 
 
 def test_compiled_training_matches_eager_and_checkpoints_plain_keys(tmp_path):
-    from empirics.checkpoint import load_checkpoint
+    from robmem.empirics.checkpoint import load_checkpoint
 
     cfg = dict(TINY, epochs=1, n_train=64, eval_train_size=32)
     eager = train(TrainConfig(**cfg), tmp_path / "eager", progress=False)
@@ -389,8 +396,8 @@ def test_compiled_pgd_step_compiles_once_and_then_reuses_its_graphs():
     # those graph variants are cached, so later steps must not compile anything new.
     from torch._dynamo.utils import counters
 
-    from empirics.models import build_model
-    from empirics.trainers import _autocast, training_step
+    from robmem.empirics.models import build_model
+    from robmem.empirics.trainers import _autocast, training_step
 
     torch._dynamo.reset()
     counters.clear()
@@ -416,8 +423,8 @@ def test_compiled_pgd_step_compiles_once_and_then_reuses_its_graphs():
 
 
 def test_every_config_method_has_a_method_entry():
-    from empirics import config
-    from empirics.methods import METHODS
+    from robmem.empirics import config
+    from robmem.empirics.methods import METHODS
 
     assert set(METHODS) == set(config.METHODS)
     assert {name for name, m in METHODS.items() if m.te} == {"pgd-te", "trades-te"}

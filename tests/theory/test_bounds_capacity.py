@@ -6,12 +6,12 @@ import math
 
 import pytest
 
-from theory.bounds.capacity import (
+from robmem.theory.bounds.capacity import (
     grid_vc_lower_bound,
     memorization_lower_bound,
     robust_generalization_lower_bound,
 )
-from theory.grid_instance import grid_instance
+from robmem.theory.grid_instance import grid_instance
 
 
 @pytest.mark.parametrize(("dim", "eps"), [(2, 0.1), (3, 0.125), (4, 0.25), (3, 0.07)])

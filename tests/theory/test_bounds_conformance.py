@@ -1,6 +1,6 @@
 """One conformance check over every registered bound (SPEC T2, T4).
 
-For each calculator in ``theory.bounds.REGISTRY``, at random valid arguments: the value is
+For each calculator in ``robmem.theory.bounds.REGISTRY``, at random valid arguments: the value is
 finite and non-negative, it moves in the direction theory says when one argument grows,
 and the sympy form evaluates to the same number. Bad arguments raise a ValueError naming
 the argument.
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from theory.bounds import REGISTRY, BoundResult
-from theory.bounds.pacbayes import KL_INVERSE_CAP
+from robmem.theory.bounds import REGISTRY, BoundResult
+from robmem.theory.bounds.pacbayes import KL_INVERSE_CAP
 
 N_DRAWS = 25
 #: Explicit closed forms only: the float64 value against sympy at 40 digits. The float64 side

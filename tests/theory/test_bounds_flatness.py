@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from theory.bounds.flatness import (
+from robmem.theory.bounds.flatness import (
     first_order_robust_gap,
     global_flatness_gap,
     linear_logistic_first_order_bound,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import brentq
 
-from theory.bounds.pacbayes import (
+from robmem.theory.bounds.pacbayes import (
     binary_kl,
     gaussian_kl,
     gaussian_posterior_certificate,

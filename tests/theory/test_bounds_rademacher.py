@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from theory.bounds.rademacher import (
+from robmem.theory.bounds.rademacher import (
     adversarial_rademacher_linear_lower,
     adversarial_rademacher_linear_upper,
     linear_rademacher_estimate,

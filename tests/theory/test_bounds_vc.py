@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from theory.bounds.vc import (
+from robmem.theory.bounds.vc import (
     clean_gap_sqrt_complexity,
     growth_function_log2_bhlm,
     vc_dimension_upper_bhlm,
@@ -78,7 +78,7 @@ def test_mohri_gap_hand_values_and_vacuity() -> None:
 
 
 def test_clean_gap_vacuous_at_construction_scale() -> None:
-    from theory.counting import construction_parameter_count
+    from robmem.theory.counting import construction_parameter_count
 
     n, d = 1000, 784
     size = construction_parameter_count(n, d)

@@ -5,17 +5,17 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from theory.certificates import Status, certify_network
-from theory.certify import certify, certify_outside_balls
-from theory.construction import BumpBlock, OutputBlock, build_construction
-from theory.intervals import ball_box, ibp_margin_lower, margins, small_margin_mask
-from theory.milp import MILP_MARGIN_TOLERANCE, milp_min_margin
-from theory.network import ReLUNetwork
-from theory.strategies import clean_relu_networks, datasets_with_radius
+from robmem.theory.certificates import Status, certify_network
+from robmem.theory.certify import certify, certify_outside_balls
+from robmem.theory.construction import BumpBlock, OutputBlock, build_construction
+from robmem.theory.intervals import ball_box, ibp_margin_lower, margins, small_margin_mask
+from robmem.theory.milp import MILP_MARGIN_TOLERANCE, milp_min_margin
+from robmem.theory.network import ReLUNetwork
+from robmem.theory.strategies import clean_relu_networks, datasets_with_radius
 
 
 def _independent_margin(net, pt, label, binary):
-    """Margin of one input by plain numpy on the lowered weights (no theory.certify code)."""
+    """Margin of one input by plain numpy on the lowered weights (no robmem.theory.certify code)."""
     h = np.asarray(pt, dtype=np.float64)[None, :]
     for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
         h = h @ (w.toarray() if hasattr(w, "toarray") else np.asarray(w)).T + np.asarray(b)
@@ -344,7 +344,7 @@ def test_pgd_from_torchattacks_agrees_with_certificates():
     # independent oracle: torchattacks' PGD on the torch conversion of the lowered network
     torch = pytest.importorskip("torch")
     torchattacks = pytest.importorskip("torchattacks")
-    from empirics.network_torch import to_torch
+    from robmem.empirics.network_torch import to_torch
 
     x = np.array([[0.2, 0.3, 0.5], [0.6, 0.8, 0.4], [0.9, 0.1, 0.2], [0.3, 0.9, 0.9]])
     y = np.array([0, 1, 2, 1])

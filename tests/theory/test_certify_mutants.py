@@ -17,11 +17,11 @@ import pytest
 import scipy.optimize
 from numpy_lowered import margin as _margin
 
-from theory.certificates import Status, certify_network
-from theory.certify import _l2_close_pairs, certify, certify_construction
-from theory.construction import BumpBlock, build_construction
-from theory.milp import MILP_MARGIN_TOLERANCE
-from theory.network import ReLUNetwork
+from robmem.theory.certificates import Status, certify_network
+from robmem.theory.certify import _l2_close_pairs, certify, certify_construction
+from robmem.theory.construction import BumpBlock, build_construction
+from robmem.theory.milp import MILP_MARGIN_TOLERANCE
+from robmem.theory.network import ReLUNetwork
 
 #: margin_lower vs margins of genuine ball points (float64 sums of a few O(1) terms)
 BOUND_SLACK = 1e-12

@@ -6,7 +6,7 @@ is *not* robust on some ball, writes down a counterexample input by hand, and ch
 1. the certifier does not certify that ball, and
 2. the counterexample really lies in the ball ∩ [0, 1]^d and really has margin ≤ 0, as
    evaluated by :func:`_forward` / :func:`_margin` below: plain numpy written here, which
-   shares no code with :mod:`theory.certify` (it reads only the lowered weights).
+   shares no code with :mod:`robmem.theory.certify` (it reads only the lowered weights).
 
 Most tests also certify the unbroken network (a positive control), so that a certifier
 that certifies nothing cannot pass them. The certificate paths covered (see
@@ -33,19 +33,19 @@ from hypothesis import strategies as st
 from numpy_lowered import forward as _forward
 from numpy_lowered import margin as _margin
 
-from theory.certificates import Status, certify_network
-from theory.certify import certify, certify_construction
-from theory.construction import BumpBlock, GateBlock, build_construction
-from theory.gadgets import sawtooth_error_bound
-from theory.intervals import (
+from robmem.theory.certificates import Status, certify_network
+from robmem.theory.certify import certify, certify_construction
+from robmem.theory.construction import BumpBlock, GateBlock, build_construction
+from robmem.theory.gadgets import sawtooth_error_bound
+from robmem.theory.intervals import (
     clean_margin_lower,
     ibp_margin_lower,
     interval_bounds,
     project_to_ball,
     small_margin_mask,
 )
-from theory.milp import MILP_MARGIN_TOLERANCE, milp_min_margin
-from theory.network import ReLUNetwork
+from robmem.theory.milp import MILP_MARGIN_TOLERANCE, milp_min_margin
+from robmem.theory.network import ReLUNetwork
 
 #: Slack on "the witness lies in the ball": the witnesses are computed in float64 from the
 #: centre (one subtraction/division per coordinate), so they can overshoot by a few ulps.

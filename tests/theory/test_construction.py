@@ -5,13 +5,13 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from empirics.idx import default_mnist_test_dir, load_mnist_test_idx
-from theory.certificates import Status
-from theory.certify import certify, certify_outside_balls
-from theory.construction import build_construction
-from theory.intervals import margins
-from theory.separation import opposite_label_separation
-from theory.strategies import clean_relu_networks, datasets_with_radius
+from robmem.empirics.idx import default_mnist_test_dir, load_mnist_test_idx
+from robmem.theory.certificates import Status
+from robmem.theory.certify import certify, certify_outside_balls
+from robmem.theory.construction import build_construction
+from robmem.theory.intervals import margins
+from robmem.theory.separation import opposite_label_separation
+from robmem.theory.strategies import clean_relu_networks, datasets_with_radius
 
 
 def _classify_draw(x, y, delta, separation) -> None:
@@ -26,7 +26,7 @@ def _float_slack(model) -> float:
 
     Each bump computes (β − r) − (α − r) with two roundings of 2^-53·max(1, β) each (r ≤ 1
     in [0, 1]^d) and the difference is scaled by 1/(β − α), so a bump is off by at most
-    4·2^-53·max(1, β)/(β − α) (theory.construction.FLOAT_RAMP_FLOOR); every centre's bump
+    4·2^-53·max(1, β)/(β − α) (robmem.theory.construction.FLOAT_RAMP_FLOOR); every centre's bump
     may be off at once, and the O(1) output sum adds a few ulps (1e-12 covers them).
     """
     ramp = model.bump.beta - model.bump.alpha
@@ -141,8 +141,8 @@ def test_l2_inclusion_and_sawtooth(case):
 
 def test_small_margin_subset_linear_clean():
     rng = np.random.default_rng(3)
-    from theory.network import ReLUNetwork
-    from theory.separation import synthetic_separated_points
+    from robmem.theory.network import ReLUNetwork
+    from robmem.theory.separation import synthetic_separated_points
 
     x, y = synthetic_separated_points(120, 4, 0.15, 2, seed=5)
     w = rng.normal(size=(1, 4))
@@ -244,8 +244,8 @@ def test_mnist_full_separation_and_certificate(mnist):
 
 
 def test_empty_small_margin_set_gives_f_clean():
-    from theory.network import ReLUNetwork
-    from theory.separation import synthetic_separated_points
+    from robmem.theory.network import ReLUNetwork
+    from robmem.theory.separation import synthetic_separated_points
 
     x, _ = synthetic_separated_points(30, 3, 0.15, 2, seed=1)
     y = np.where(x[:, 0] > 0.5, 1, -1)
@@ -281,7 +281,7 @@ def test_small_margin_multiclass_deep_clean(case, data):
 
 def test_lowered_construction_converts_to_torch():
     torch = pytest.importorskip("torch")
-    from empirics.network_torch import to_torch
+    from robmem.empirics.network_torch import to_torch
 
     x = np.array([[0.1, 0.2, 0.3], [0.8, 0.7, 0.9], [0.4, 0.9, 0.1]])
     y = np.array([0, 1, 2])

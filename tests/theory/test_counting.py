@@ -4,12 +4,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from theory import counting
-from theory.construction import build_construction
-from theory.gadgets import sawtooth_teeth_for_gap
-from theory.pipeline import closed_form_count
-from theory.separation import opposite_label_separation
-from theory.strategies import clean_relu_networks, datasets_with_radius
+from robmem.theory import counting
+from robmem.theory.construction import build_construction
+from robmem.theory.gadgets import sawtooth_teeth_for_gap
+from robmem.theory.pipeline import closed_form_count
+from robmem.theory.separation import opposite_label_separation
+from robmem.theory.strategies import clean_relu_networks, datasets_with_radius
 
 
 @settings(max_examples=60)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from theory.data_models import linear_separable_data
+from robmem.theory.data_models import linear_separable_data
 
 
 def test_structure_margins_and_orthogonality() -> None:

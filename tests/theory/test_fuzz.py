@@ -30,12 +30,12 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from theory.certificates import Status, certify_network
-from theory.certify import certify
-from theory.construction import OutputBlock, build_construction
-from theory.milp import MILP_MARGIN_TOLERANCE
-from theory.network import ReLUNetwork
-from theory.strategies import clean_relu_networks, datasets_with_radius
+from robmem.theory.certificates import Status, certify_network
+from robmem.theory.certify import certify
+from robmem.theory.construction import OutputBlock, build_construction
+from robmem.theory.milp import MILP_MARGIN_TOLERANCE
+from robmem.theory.network import ReLUNetwork
+from robmem.theory.strategies import clean_relu_networks, datasets_with_radius
 
 #: Examples per property in the default (CI) run, and under the ``fuzz`` marker.
 SMOKE_EXAMPLES = 25
@@ -60,7 +60,7 @@ def oracle_min_margin(
 ) -> tuple[float, float]:
     """Bracket ``min_{x ∈ [lo, hi]} sign · f(x)`` for a one-output ReLU net: (lower, achieved).
 
-    Independent of :mod:`theory.certify`: its own interval pre-activation bounds, its own
+    Independent of :mod:`robmem.theory.certify`: its own interval pre-activation bounds, its own
     big-M formulation (a = relu(z) as a ≥ z, a ≥ 0, a ≤ u·s, a ≤ z − l·(1 − s), s ∈ {0, 1}).
     HiGHS' integrality/feasibility tolerances (~1e-6) times the big-M constants can make the
     MILP objective a little optimistic, so the oracle returns ``sign · f(x*)`` evaluated by
@@ -230,7 +230,7 @@ def _prop_broken_construction(case, breakage: str) -> None:
 
 
 def _prop_bounds_never_crash(name: str, values: dict) -> None:
-    from theory.bounds import REGISTRY
+    from robmem.theory.bounds import REGISTRY
 
     spec = REGISTRY[name]
     try:
@@ -243,7 +243,7 @@ def _prop_bounds_never_crash(name: str, values: dict) -> None:
 
 
 def _bound_strategy():
-    from theory.bounds import REGISTRY
+    from robmem.theory.bounds import REGISTRY
 
     wild = st.one_of(
         st.floats(allow_nan=True, allow_infinity=True),

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from theory import gadgets
+from robmem.theory import gadgets
 
 GRID = np.linspace(-3, 3, 601)[:, None]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from theory.grid_instance import check_grid_instance, grid_instance, linear_separability_lp
+from robmem.theory.grid_instance import check_grid_instance, grid_instance, linear_separability_lp
 
 
 @pytest.mark.parametrize(("dim", "eps"), [(2, 0.1), (3, 0.1), (4, 0.2), (3, 0.3)])

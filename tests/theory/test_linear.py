@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from theory.linear import (
+from robmem.theory.linear import (
     NotRobustlySeparableError,
     project_onto_lp_ball,
     robust_margin,

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from theory.data_models import linear_separable_data
-from theory.linear import (
+from robmem.theory.data_models import linear_separable_data
+from robmem.theory.linear import (
     NotRobustlySeparableError,
     robust_max_margin_direction,
     worst_case_perturbation,
 )
-from theory.linear_dynamics_torch import (
+from robmem.theory.linear_dynamics_torch import (
     adversarial_training_linear,
     steepest_ascent_step,
     train_mixed_learner,
@@ -28,7 +28,7 @@ COSINE_TARGET = 0.99
 
 @pytest.mark.parametrize("p", [1.0, 2.0, math.inf, 3.0])
 def test_fgsm_step_is_the_exact_linear_worst_case(p) -> None:
-    # Oracle: theory.linear's numpy closed form. For f = w'x the input gradient of the loss
+    # Oracle: robmem.theory.linear's numpy closed form. For f = w'x the input gradient of the loss
     # is -y w, so the FGSM step must equal -delta y d||w||_q.
     rng = np.random.default_rng(0)
     w, y = rng.normal(size=5), rng.choice([-1.0, 1.0], size=7)

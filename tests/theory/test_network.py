@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+
 from robmem.theory.network import ReLUNetwork
 
 

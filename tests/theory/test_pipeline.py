@@ -1,14 +1,14 @@
-"""theory.pipeline: one build → certify → count call, the same numbers as the steps."""
+"""robmem.theory.pipeline: one build → certify → count call, the same numbers as the steps."""
 
 import numpy as np
 import pytest
 
-from theory.certify import certify, certify_outside_balls
-from theory.construction import build_construction
-from theory.counting import construction_parameter_count
-from theory.network import ReLUNetwork
-from theory.pipeline import closed_form_count, construct_and_certify
-from theory.separation import synthetic_separated_points
+from robmem.theory.certify import certify, certify_outside_balls
+from robmem.theory.construction import build_construction
+from robmem.theory.counting import construction_parameter_count
+from robmem.theory.network import ReLUNetwork
+from robmem.theory.pipeline import closed_form_count, construct_and_certify
+from robmem.theory.separation import synthetic_separated_points
 
 
 def test_report_equals_the_separate_steps():

@@ -3,8 +3,8 @@
 import pytest
 import sympy
 
-from theory import proofs
-from theory.gadgets import sawtooth_square
+from robmem.theory import proofs
+from robmem.theory.gadgets import sawtooth_square
 
 
 def test_all_gadget_proofs_hold():

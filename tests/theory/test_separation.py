@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import theory.separation as separation
-from theory.separation import (
+import robmem.theory.separation as separation
+from robmem.theory.separation import (
     linf_close_pairs,
     opposite_label_separation,
     pairwise_distances,

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from theory.counting import construction_parameter_count
-from theory.sizes import (
+from robmem.theory.counting import construction_parameter_count
+from robmem.theory.sizes import (
     clean_classifier_size,
     construction_layers,
     format_size_table,
@@ -17,8 +17,8 @@ from theory.sizes import (
 
 
 def test_extrapolated_layers_match_a_real_build() -> None:
-    from theory.construction import build_construction
-    from theory.sizes import _layer_counts
+    from robmem.theory.construction import build_construction
+    from robmem.theory.sizes import _layer_counts
 
     rng = np.random.default_rng(0)
     pts = rng.uniform(0.05, 0.95, size=(7, 5))

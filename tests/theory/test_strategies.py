@@ -5,10 +5,10 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from theory.construction import FLOAT_RAMP_FLOOR, build_construction
-from theory.network import ReLUNetwork
-from theory.separation import pairwise_distances
-from theory.strategies import (
+from robmem.theory.construction import FLOAT_RAMP_FLOOR, build_construction
+from robmem.theory.network import ReLUNetwork
+from robmem.theory.separation import pairwise_distances
+from robmem.theory.strategies import (
     _probe_points,
     admissible_radii,
     clean_relu_networks,
@@ -49,7 +49,7 @@ def test_separated_datasets_draw_the_boundary_pair_often():
     assert seen["tight"] >= seen["all"] // 4, seen
 
 
-#: RADIUS_FLOOR of theory.strategies: the smallest radius drawn, as a fraction of R/2.
+#: RADIUS_FLOOR of robmem.theory.strategies: the smallest radius drawn, as a fraction of R/2.
 RADIUS_LOW = 0.01
 
 

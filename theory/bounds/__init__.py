@@ -4,15 +4,15 @@ Every calculator takes keyword arguments and returns :class:`BoundResult`. ``REG
 each calculator's name to its :class:`BoundSpec` (function, sympy form, parameter domains and
 the monotonicity theory predicts); ``tests/theory/test_bounds_conformance.py`` runs one
 conformance check over all of them. Torch-based measures live in
-:mod:`empirics.measures` (torch).
+:mod:`robmem.empirics.measures` (torch).
 """
 
 from __future__ import annotations
 
 import math
 
-from theory.bounds import capacity, flatness, pacbayes, rademacher, spectral, vc
-from theory.bounds.result import BoundResult, BoundSpec, Param
+from robmem.theory.bounds import capacity, flatness, pacbayes, rademacher, spectral, vc
+from robmem.theory.bounds.result import BoundResult, BoundSpec, Param
 
 INF = math.inf
 

@@ -13,8 +13,8 @@ import math
 
 import sympy as sp
 
-from theory.bounds.result import BoundResult
-from theory.bounds.validation import (
+from robmem.theory.bounds.result import BoundResult
+from robmem.theory.bounds.validation import (
     require_at_least,
     require_int_at_least,
     require_open_interval,

@@ -19,8 +19,8 @@ import math
 import numpy as np
 import sympy as sp
 
-from theory.bounds.result import BoundResult
-from theory.bounds.validation import (
+from robmem.theory.bounds.result import BoundResult
+from robmem.theory.bounds.validation import (
     dual_exponent,
     require_at_least,
     require_int_at_least,
@@ -199,7 +199,7 @@ def linear_logistic_first_order_bound(
     For f(x) = wᵀx + b and L = log(1 + exp(−y f(x))), ∇ₓL = −y·s(−y f(x))·w with s the
     logistic sigmoid, so ‖∇ₓL(x')‖_q = s(−y f(x'))·‖w‖_q. The sigmoid is decreasing in the
     margin, and the smallest margin over the ℓp ball is the robust margin y f(x) − δ‖w‖_q
-    (:func:`theory.linear.robust_margin`). Hence the supremum is exact:
+    (:func:`robmem.theory.linear.robust_margin`). Hence the supremum is exact:
 
     .. math:: \max_{\|ξ\|_p≤δ}\|∇_x L(x+ξ)\|_q = s(−(y f(x) − δ\|w\|_q))\,\|w\|_q,
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from theory.bounds.result import BoundResult
-from theory.bounds.validation import (
+from robmem.theory.bounds.result import BoundResult
+from robmem.theory.bounds.validation import (
     require_at_least,
     require_int_at_least,
     require_nonnegative,

@@ -1,7 +1,7 @@
 """The uniform result type and the registry entry type of every bound calculator.
 
-Every calculator in :mod:`theory.bounds` is called with keyword arguments only and returns a
-:class:`BoundResult`. Its :class:`BoundSpec` in ``theory.bounds.REGISTRY`` states the
+Every calculator in :mod:`robmem.theory.bounds` is called with keyword arguments only and returns a
+:class:`BoundResult`. Its :class:`BoundSpec` in ``robmem.theory.bounds.REGISTRY`` states the
 parameters' domains, the direction in which theory says the bound moves with each of them,
 and a sympy form of the same formula. One conformance test runs over all specs.
 """

@@ -3,7 +3,7 @@ r"""Spectrally-normalized margin bounds from norm statistics (SPEC T4, E5).
 Both are given "up to constants and additive logarithmic factors", exactly as
 bneyshabur/generalization-bounds ``measures.py`` codes them (notes §1.2); the dropped
 constant is the explicit factor ``C`` and the results are not certified. The norm statistics
-are computed from a torch model by :mod:`empirics.measures`.
+are computed from a torch model by :mod:`robmem.empirics.measures`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import math
 
 import sympy as sp
 
-from theory.bounds.result import BoundResult
-from theory.bounds.validation import require_at_least, require_nonnegative, require_positive
+from robmem.theory.bounds.result import BoundResult
+from robmem.theory.bounds.validation import require_at_least, require_nonnegative, require_positive
 
 SOURCE_BARTLETT = (
     "Bartlett, Foster, Telgarsky, NeurIPS 2017, Thm 1.1 (as coded in bneyshabur/"

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 import sympy as sp
 
-from theory.bounds.result import BoundResult
-from theory.bounds.validation import (
+from robmem.theory.bounds.result import BoundResult
+from robmem.theory.bounds.validation import (
     require_int_at_least,
     require_nonnegative,
     require_open_interval,

@@ -15,7 +15,7 @@ report measures for the suite's own runs:
   distances to initialization when an init model is given);
 * **B2** the clean gap against the VC bound (:mod:`robmem.theory.bounds.vc`; the
   Bartlett-Harvey-Liaw-Mehrabian VC dimension from the layers the model calls);
-* per-example robust loss and margin (:func:`robmem.empirics.memorization.per_example_robust_loss`).
+* per-example robust loss and margin at the per-sample worst attack point.
 
 Every number that rests on samples is an :class:`robmem.bridge.stats.Estimate` with its n and a 95 %
 interval: accuracies over n examples get a Wilson interval, means over n examples a t
@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robmem.bridge.stats import CONFIDENCE, Estimate, fraction_ci, mean_ci
+from robmem.empirics.attacks import _norm_name
 
 logger = logging.getLogger(__name__)
 
@@ -525,16 +526,6 @@ def _require_eps(name: str, value: Any) -> float:
     return v
 
 
-def _norm(norm: Any) -> str:
-    key = str(norm).lower()
-    if isinstance(norm, (int, float)) and not isinstance(norm, bool) and norm == 2:
-        key = "2"
-    aliases = {"inf": "inf", "linf": "inf", "l_inf": "inf", "2": "2", "l2": "2"}
-    if key not in aliases:
-        raise ValueError(f"norm must be 'inf' or '2', got {norm!r}")
-    return aliases[key]
-
-
 def _as_float_images(x: Any, name: str) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(np.ascontiguousarray(x))
@@ -827,19 +818,12 @@ def autoattack_available() -> bool:
     return importlib.util.find_spec("autoattack") is not None
 
 
-def _margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    z = logits.float()
-    zy = z.gather(1, y.view(-1, 1)).squeeze(1)
-    others = z.scatter(1, y.view(-1, 1), float("-inf"))
-    return zy - others.max(dim=1).values
-
-
 class _WorstCaseAttack:
     """``attack(model, x, y)``: per sample the worst point over several attacks.
 
     A candidate that misclassifies wins, then the higher cross-entropy (the rule of
     :func:`robmem.empirics.attacks.select_worst_case`). Records, per attack, which examples it
-    fooled, and the margin at the chosen point.
+    fooled.
     """
 
     def __init__(
@@ -851,7 +835,6 @@ class _WorstCaseAttack:
     ) -> None:
         self.attacks = list(attacks)
         self.correct: dict[str, list[np.ndarray]] = {name: [] for name, _ in self.attacks}
-        self.margin: list[np.ndarray] = []
         self.n_batches = n_batches
         self.split = split
         self.progress = progress
@@ -871,8 +854,6 @@ class _WorstCaseAttack:
             wrongs.append(wrong)
             losses.append(F.cross_entropy(logits, y, reduction="none"))
         x_worst = select_worst_case(torch.stack(cands), torch.stack(wrongs), torch.stack(losses))
-        with torch.no_grad():
-            self.margin.append(_margins(model(x_worst), y).cpu().numpy())
         self._batch += 1
         self.progress(f"{self.split}: attacked batch {self._batch}/{self.n_batches}")
         return x_worst
@@ -912,6 +893,27 @@ def _build_attacks(
     return out
 
 
+def _per_example(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-example cross-entropy, correctness and margin of ``model`` at ``x``, in batches."""
+    from robmem.empirics.measures import classification_margins
+
+    loss, correct, margin = [], [], []
+    with torch.no_grad():
+        for start in range(0, int(x.shape[0]), batch_size):
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            logits = model(xb).float()
+            loss.append(F.cross_entropy(logits, yb, reduction="none").cpu().numpy())
+            correct.append((logits.argmax(dim=1) == yb).cpu().numpy())
+            margin.append(classification_margins(logits, yb).cpu().numpy())
+    return (
+        np.concatenate(loss).astype(float),
+        np.concatenate(correct).astype(bool),
+        np.concatenate(margin).astype(float),
+    )
+
+
 def measure_split(
     model: nn.Module,
     x: torch.Tensor,
@@ -928,42 +930,26 @@ def measure_split(
     ``x``, ``y`` must be on the model's device. Returns the measurement and the worst-case
     adversarial inputs (used for the robust margins of the complexity measures).
     """
-    from robmem.empirics.memorization import per_example_robust_loss
+    from robmem.empirics.attacks import attack_mode, perturb_in_batches
 
     say = progress or (lambda message: None)
     n = int(x.shape[0])
-    n_batches = math.ceil(n / batch_size)
-    attacks = _build_attacks(settings, x.device, model)
-    worst = _WorstCaseAttack(attacks, n_batches, split, say)
-    x_adv_parts: list[torch.Tensor] = []
-
-    def recording(m: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        x_adv = worst(m, xb, yb)
-        x_adv_parts.append(x_adv)
-        return x_adv
-
-    robust_loss, robust_correct = per_example_robust_loss(
-        model, x, y, recording, batch_size=batch_size
+    worst = _WorstCaseAttack(
+        _build_attacks(settings, x.device, model), math.ceil(n / batch_size), split, say
     )
-    clean_loss, clean_correct, clean_margin = [], [], []
-    with torch.no_grad():
-        for start in range(0, n, batch_size):
-            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-            logits = model(xb).float()
-            clean_loss.append(F.cross_entropy(logits, yb, reduction="none").cpu().numpy())
-            clean_correct.append((logits.argmax(dim=1) == yb).cpu().numpy())
-            clean_margin.append(_margins(logits, yb).cpu().numpy())
-    cl = np.concatenate(clean_loss).astype(float)
-    cc = np.concatenate(clean_correct).astype(bool)
+    with attack_mode(model):
+        x_adv = perturb_in_batches(model, worst, x, y, batch_size=batch_size)
+        robust_loss, robust_correct, robust_margin = _per_example(model, x_adv, y, batch_size)
+    clean_loss, clean_correct, clean_margin = _per_example(model, x, y, batch_size)
     per = PerExample(
         index=np.arange(n) if index is None else np.asarray(index),
         label=y.cpu().numpy(),
-        clean_correct=cc,
+        clean_correct=clean_correct,
         robust_correct=robust_correct,
-        clean_loss=cl,
+        clean_loss=clean_loss,
         robust_loss=robust_loss,
-        clean_margin=np.concatenate(clean_margin).astype(float),
-        robust_margin=np.concatenate(worst.margin).astype(float),
+        clean_margin=clean_margin,
+        robust_margin=robust_margin,
     )
     attack_acc = {
         name: fraction_ci(int(np.concatenate(parts).sum()), n)
@@ -974,15 +960,15 @@ def measure_split(
         SplitMeasurement(
             split=split,
             n=n,
-            clean_acc=fraction_ci(int(cc.sum()), n),
+            clean_acc=fraction_ci(int(clean_correct.sum()), n),
             robust_acc=fraction_ci(int(robust_correct.sum()), n),
-            clean_loss=_finite_mean_ci(cl, f"{split} clean loss"),
+            clean_loss=_finite_mean_ci(clean_loss, f"{split} clean loss"),
             robust_loss=_finite_mean_ci(robust_loss, f"{split} robust loss"),
             robust_acc_per_seed=mean_ci(per_seed),
             attack_acc=attack_acc,
             per_example=per,
         ),
-        torch.cat(x_adv_parts) if x_adv_parts else x[:0],
+        x_adv,
     )
 
 
@@ -1236,7 +1222,7 @@ def analyze(
     """
     check_model(model)
     say = progress or (lambda message: None)
-    norm = _norm(norm)
+    norm = _norm_name(norm)
     if norm == "inf":
         eps = _require_eps("eps", eps)
     else:  # an ℓ2 radius may exceed 1 (e.g. 2.0 on MNIST)

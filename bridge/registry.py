@@ -24,32 +24,11 @@ from robmem.bridge.stats import Estimate
 from robmem.bridge.verdicts import (
     EMPIRICAL,
     EMPIRICAL_VERDICTS,
-    FAILED,
-    INCONCLUSIVE,
     KINDS,
     MATH_VERDICTS,
-    NOT_APPLICABLE,
-    NOT_REPRODUCED,
-    NOT_RUN,
-    PIPELINE_CHECKED,
-    REPRODUCED,
     VERDICTS,
-    VERIFIED,
     Criterion,
 )
-
-__all__ = [
-    "EMPIRICAL",
-    "FAILED",
-    "INCONCLUSIVE",
-    "NOT_APPLICABLE",
-    "NOT_REPRODUCED",
-    "NOT_RUN",
-    "PIPELINE_CHECKED",
-    "REPRODUCED",
-    "VERDICTS",
-    "VERIFIED",
-]
 
 #: Scale tiers, smallest first (SPEC "Scale tiers").
 TIERS: tuple[str, ...] = ("smoke", "cpu", "cpu-full", "gpu")

@@ -39,11 +39,7 @@ from robmem.bridge.claims.runs import merge_requests, recorded_seconds, run_requ
 from robmem.bridge.criteria import AMENDMENTS, criteria_table
 from robmem.bridge.records import Records
 from robmem.bridge.registry import (
-    FAILED,
-    INCONCLUSIVE,
-    NOT_RUN,
     SMALL_TIERS,
-    VERDICTS,
     Claim,
     ClaimContext,
     ClaimResult,
@@ -51,6 +47,7 @@ from robmem.bridge.registry import (
     select_claims,
 )
 from robmem.bridge.render import FIGURES_DIR, format_number, html_table, json_safe, md_table
+from robmem.bridge.verdicts import FAILED, INCONCLUSIVE, NOT_RUN, VERDICTS
 
 logger = logging.getLogger(__name__)
 

@@ -130,10 +130,6 @@ class Criterion:
         return FAILS if hi < t or lo > u else UNDECIDED
 
 
-#: A premise is a criterion that must hold for the claim to be testable.
-Premise = Criterion
-
-
 @dataclass(frozen=True)
 class Amendment:
     """A criterion changed after results were seen (shown in the report).
@@ -180,42 +176,25 @@ def decide(
     """
     if not criteria:
         raise ValueError("criteria must name at least one criterion")
-    readings: list[tuple[str, str]] = []
-    premise_states = []
-    for p in premises:
-        state = p.read(estimates[p.name]) if p.name in estimates else UNDECIDED
-        premise_states.append((p, state))
-        readings.append((f"premise {p.name}", state))
-    failed = [p for p, s in premise_states if s == FAILS]
-    if failed:
-        return Decision(
-            NOT_APPLICABLE,
-            tuple(readings),
-            "premise fails: " + "; ".join(p.text() for p in failed),
-        )
-    crit_states = []
-    for c in criteria:
-        state = c.read(estimates[c.name]) if c.name in estimates else UNDECIDED
-        crit_states.append((c, state))
-        readings.append((c.name, state))
-    unsure = [p for p, s in premise_states if s == UNDECIDED]
-    if unsure:
-        return Decision(
-            INCONCLUSIVE,
-            tuple(readings),
-            "premise undecided: " + "; ".join(p.text() for p in unsure),
-        )
+
+    def states(items: Sequence[Criterion]) -> list[tuple[Criterion, str]]:
+        return [(c, c.read(estimates[c.name]) if c.name in estimates else UNDECIDED) for c in items]
+
+    def texts(found: list[tuple[Criterion, str]], state: str) -> str:
+        return "; ".join(c.text() for c, s in found if s == state)
+
+    premise_states, crit_states = states(premises), states(criteria)
+    readings = tuple((f"premise {p.name}", s) for p, s in premise_states)
+    if failed := texts(premise_states, FAILS):
+        return Decision(NOT_APPLICABLE, readings, "premise fails: " + failed)
+    readings += tuple((c.name, s) for c, s in crit_states)
+    if unsure := texts(premise_states, UNDECIDED):
+        return Decision(INCONCLUSIVE, readings, "premise undecided: " + unsure)
     if all(s == HOLDS for _, s in crit_states):
-        return Decision(REPRODUCED, tuple(readings), "every criterion holds")
-    fails = [c for c, s in crit_states if s == FAILS]
-    if fails:
-        return Decision(
-            NOT_REPRODUCED, tuple(readings), "fails: " + "; ".join(c.text() for c in fails)
-        )
-    undecided = [c for c, s in crit_states if s == UNDECIDED]
-    return Decision(
-        INCONCLUSIVE, tuple(readings), "CI straddles: " + "; ".join(c.text() for c in undecided)
-    )
+        return Decision(REPRODUCED, readings, "every criterion holds")
+    if fails := texts(crit_states, FAILS):
+        return Decision(NOT_REPRODUCED, readings, "fails: " + fails)
+    return Decision(INCONCLUSIVE, readings, "CI straddles: " + texts(crit_states, UNDECIDED))
 
 
 def combine(verdicts: Sequence[str]) -> str:

@@ -36,7 +36,6 @@ from robmem.bridge.verdicts import (
     EMPIRICAL,
     FAILED,
     ILLUSTRATION,
-    INCONCLUSIVE,
     VERIFIED,
     combine,
 )
@@ -497,5 +496,3 @@ CLAIMS = [
         ],
     ),
 ]
-
-__all__ = ["CLAIMS", "INCONCLUSIVE", "at_config", "knee"]

@@ -8,13 +8,12 @@ from robmem.bridge.criteria import AMENDMENTS
 from robmem.bridge.registry import (
     CLAIM_IDS,
     TIERS,
-    VERDICTS,
     ClaimResult,
     all_claims,
     check_tier,
     select_claims,
 )
-from robmem.bridge.verdicts import MATH_KINDS, REPRODUCED, VERIFIED
+from robmem.bridge.verdicts import MATH_KINDS, REPRODUCED, VERDICTS, VERIFIED
 
 
 def test_every_spec_id_has_one_complete_entry() -> None:

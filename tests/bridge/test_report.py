@@ -10,8 +10,9 @@ import re
 import pytest
 
 from robmem.bridge.cli import main
-from robmem.bridge.registry import CLAIM_IDS, VERDICTS
+from robmem.bridge.registry import CLAIM_IDS
 from robmem.bridge.report import MARKER_FILE, format_number
+from robmem.bridge.verdicts import VERDICTS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

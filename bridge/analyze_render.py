@@ -27,6 +27,7 @@ import numpy as np
 
 from robmem.bridge import render
 from robmem.bridge.analyze import Analysis
+from robmem.bridge.plots import DPI, EPS_LABEL, LOG_FLOOR, _epoch_colours, _plt
 from robmem.bridge.render import FIGURES_DIR, format_number, json_safe
 from robmem.bridge.stats import Estimate
 
@@ -39,11 +40,6 @@ MARKDOWN_FILE = "report.md"
 JSON_FILE = "report.json"
 CSV_FILE = "numbers.csv"
 PER_EXAMPLE_FILE = "per_example.csv"
-#: Resolution of the PNG files, as the report's figures (robmem.bridge.plots.DPI).
-DPI: int = 110
-#: Smallest value drawn on a log axis (a non-positive measured gap is drawn there).
-LOG_FLOOR: float = 1e-3
-EPS_LABEL = "ℓ∞ radius ε (pixel units, [0,1] scale)"
 
 
 @dataclass
@@ -76,15 +72,6 @@ def check_output_dir(out_dir: str | pathlib.Path, *, force: bool = False) -> dic
 
 
 # ============================================================================ figures
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _caption(a: Analysis, text: str) -> str:
     return (
         f"{text} Data: {a.data} ({a.train.n} train / {a.test.n} test). Model: {a.model}. "
@@ -125,7 +112,7 @@ def figure_e1(a: Analysis, figures: pathlib.Path) -> tuple[str, str]:
 def figure_e2(analyses: Sequence[Analysis], figures: pathlib.Path) -> tuple[str, str]:
     plt = _plt()
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
-    cmap = plt.get_cmap("viridis")
+    colours = _epoch_colours(len(analyses))
     last = analyses[-1]
     panels = [
         ("train", "grad_norm", "train: max ‖∇ₓL‖₁ in ball (nats per pixel unit)"),
@@ -134,13 +121,12 @@ def figure_e2(analyses: Sequence[Analysis], figures: pathlib.Path) -> tuple[str,
         ("test", "loss_change", "test: max loss change in ball (nats)"),
     ]
     for ax, (split, key, title) in zip(axes.flat, panels, strict=True):
-        for k, a in enumerate(analyses):
+        for a, colour in zip(analyses, colours, strict=True):
             c = a.flatness[split]
             ests = getattr(c, key)
             mean = np.asarray([e.mean for e in ests])
             lo = np.asarray([e.low if math.isfinite(e.low) else e.mean for e in ests])
             hi = np.asarray([e.high if math.isfinite(e.high) else e.mean for e in ests])
-            colour = cmap(k / max(len(analyses) - 1, 1))
             ax.plot(c.eps, mean, marker="o", ms=3, color=colour, label=a.label)
             ax.fill_between(c.eps, lo, hi, color=colour, alpha=0.2)
         ax.axvline(last.attack.eps, color="k", ls="--", lw=1, label="analysis ε")

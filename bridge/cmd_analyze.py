@@ -36,6 +36,7 @@ import warnings
 import zipfile
 from typing import TYPE_CHECKING, Any
 
+from robmem.bridge import cmd_sweep
 from robmem.bridge.cmd_train import parse_float, parse_json_object
 
 if TYPE_CHECKING:
@@ -44,21 +45,14 @@ if TYPE_CHECKING:
 EPOCH_CHOICES = ("last", "best", "all")
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(p) for p in text.replace(" ", ",").split(",") if p.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of ints: {text!r}") from exc
-    if not values:
-        raise argparse.ArgumentTypeError("needs at least one integer")
-    return values
+def _list_of(parse: Any) -> Any:
+    """Comma- or space-separated values (``robmem sweep``'s list parser, spaces as commas)."""
+    values = cmd_sweep._list_of(parse)
+    return lambda text: values(text.replace(" ", ","))
 
 
-def _float_list(text: str) -> list[float]:
-    parts = [p for p in text.replace(" ", ",").split(",") if p.strip()]
-    if not parts:
-        raise argparse.ArgumentTypeError("needs at least one number")
-    return [parse_float(p) for p in parts]
+_int_list = _list_of(cmd_sweep._int)
+_float_list = _list_of(parse_float)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -302,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
 
     from robmem.bridge.analyze import analyze, model_from_checkpoint
     from robmem.bridge.analyze_render import check_output_dir, write_analysis
+    from robmem.empirics.data import DatasetSplit, load_dataset
     from robmem.empirics.trainers import resolve_device
 
     _check_positive(args)
@@ -319,13 +314,14 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out, force=args.force)  # refuse a foreign folder before any work
     common: dict[str, Any] = dict(
         attack_seeds=args.attack_seeds, autoattack=args.autoattack, n_train=args.n_train,
-        n_test=args.n_test, eps_grid=args.eps_grid, landscape_samples=args.landscape_samples,
+        n_test=args.n_test, data_seed=args.data_seed if args.data_seed is not None else 0,
+        eps_grid=args.eps_grid, landscape_samples=args.landscape_samples,
         landscape_steps=args.landscape_steps, landscape_seed=args.landscape_seed,
         complexity=not args.no_complexity, pac_bayes=not args.no_pac_bayes,
         vc_bound=not args.no_vc, batch_size=args.batch_size, device=device,
         check_logits=not args.no_check_logits, progress=progress,
     )  # fmt: skip
-    analyses = []
+    init = None
     if source.is_dir():
         from robmem.empirics.complexity import initial_model
         from robmem.empirics.config import TrainConfig
@@ -338,43 +334,23 @@ def run(args: argparse.Namespace) -> int:
         if args.data is not None or args.arch is not None:
             raise ValueError("--data and --arch do not apply to a run folder (it names both)")
         config = TrainConfig.from_json(paths.config_json.read_text())
-        wanted = _epochs_wanted(args.epochs)
-        checkpoints = _select_checkpoints(source, config, wanted)
+        checkpoints = _select_checkpoints(source, config, _epochs_wanted(args.epochs))
         data = prepare_data(config)
         attack = build_eval_attack(config)
-        init = None
-        if args.init is not None:
-            init = build_from_state_dict(
-                load_state_dict_file(pathlib.Path(args.init)), config.model,
-                dict(config.model_kwargs), data,
-            )  # fmt: skip
-        elif not args.no_init:
-            init = initial_model(config)
-        from robmem.empirics.data import DatasetSplit
-
         split = DatasetSplit(
             data.train_x, data.train_y, data.test_x, data.test_y, data.num_classes,
             f"{config.dataset} (training labels of the run, data seed {config.data_seed})",
         )  # fmt: skip
-        for ck in checkpoints:
-            progress(f"checkpoint {ck.path.name} (epoch {ck.epoch})")
-            model = model_from_checkpoint(config, ck.path, device=device)
-            analyses.append(
-                analyze(
-                    model,
-                    split,
-                    eps=args.eps if args.eps is not None else config.epsilon,
-                    norm=args.norm or config.norm,
-                    steps=args.steps if args.steps is not None else attack.steps,
-                    step_size=args.step_size if args.step_size is not None else attack.alpha,
-                    restarts=args.restarts or attack.restarts,
-                    data_seed=args.data_seed if args.data_seed is not None else 0,
-                    init_model=None if init is None else init.to(device),
-                    label=f"epoch {ck.epoch}",
-                    epoch=ck.epoch,
-                    **common,
-                )  # fmt: skip
-            )
+        arch, model_kwargs = config.model, dict(config.model_kwargs)
+        if args.init is None and not args.no_init:
+            init = initial_model(config)
+        defaults = dict(
+            eps=config.epsilon,
+            norm=config.norm,
+            steps=attack.steps,
+            step_size=attack.alpha,
+            restarts=attack.restarts,
+        )
         src_text = f"run folder {source}"
     else:
         if args.data is None:
@@ -383,41 +359,35 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--eps is required for a model file (radius in pixel units)")
         if args.epochs != "last":
             raise ValueError("--epochs applies to run folders only")
-        from robmem.empirics.data import load_dataset
-
-        data_seed = args.data_seed if args.data_seed is not None else 0
         split = load_dataset(
             args.data, root=args.data_root, download=args.download, n_train=args.n_train,
-            n_test=args.n_test, seed=data_seed,
+            n_test=args.n_test, seed=common["data_seed"],
         )  # fmt: skip
-        model, kind = load_model_file(
-            source, arch=args.arch, model_kwargs=args.model_kwargs or {}, data=split
-        )
-        init = None
-        if args.init is not None:
-            if args.arch is None:
-                raise ValueError("--init needs --arch (the init weights are a state dict)")
-            init = build_from_state_dict(
-                load_state_dict_file(pathlib.Path(args.init)), args.arch,
-                args.model_kwargs or {}, split,
-            )  # fmt: skip
+        arch, model_kwargs = args.arch, args.model_kwargs or {}
+        model, kind = load_model_file(source, arch=arch, model_kwargs=model_kwargs, data=split)
+        if args.init is not None and arch is None:
+            raise ValueError("--init needs --arch (the init weights are a state dict)")
         common.update(n_train=None, n_test=None)  # already subsampled by load_dataset
-        analyses.append(
-            analyze(
-                model.to(device),
-                split,
-                eps=args.eps,
-                norm=args.norm or "inf",
-                steps=args.steps if args.steps is not None else 10,
-                step_size=args.step_size,
-                restarts=args.restarts or 1,
-                data_seed=data_seed,
-                init_model=None if init is None else init.to(device),
-                label=source.name,
-                **common,
-            )  # fmt: skip
-        )
+        defaults = dict(eps=None, norm="inf", steps=10, step_size=None, restarts=1)
         src_text = f"{kind} {source}"
+    if args.init is not None:
+        init = build_from_state_dict(
+            load_state_dict_file(pathlib.Path(args.init)), arch, model_kwargs, split
+        )
+    common.update(
+        {k: v if getattr(args, k) is None else getattr(args, k) for k, v in defaults.items()}
+    )
+    common["init_model"] = None if init is None else init.to(device)
+    if source.is_dir():
+        analyses = []
+        for ck in checkpoints:
+            progress(f"checkpoint {ck.path.name} (epoch {ck.epoch})")
+            model = model_from_checkpoint(config, ck.path, device=device)
+            analyses.append(
+                analyze(model, split, label=f"epoch {ck.epoch}", epoch=ck.epoch, **common)
+            )
+    else:
+        analyses = [analyze(model.to(device), split, label=source.name, **common)]
     command = "robmem analyze " + " ".join(shlex.quote(a) for a in _argv_of(args))
     files = write_analysis(
         analyses, args.out, command=command, source=src_text,

@@ -70,6 +70,8 @@ FIRST_ORDER_RTOL: float = 1e-6
 PROBABILITY_ATOL: float = 1e-4
 #: Samples on which the model's outputs are checked (logits vs probabilities, label range).
 CHECK_SAMPLES: int = 256
+#: Per-example arrays of each split that :meth:`Analysis.as_dict` keeps (the rest is in the CSV).
+PER_EXAMPLE_JSON: tuple[str, ...] = ("robust_loss", "robust_margin", "clean_margin")
 #: Attack names accepted by ``autoattack=``.
 AUTOATTACK_CHOICES: tuple[str, ...] = ("auto", "off", "on")
 
@@ -417,39 +419,14 @@ class Analysis:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form of the whole analysis (per-example arrays as lists)."""
 
+        def fields(obj: Any, *skip: str) -> dict[str, Any]:
+            return {k: _plain(v) for k, v in vars(obj).items() if k not in skip}
+
         def split(s: SplitMeasurement) -> dict[str, Any]:
-            pe = s.per_example
-            return {
-                "n": s.n,
-                "clean_acc": s.clean_acc.as_dict(),
-                "robust_acc": s.robust_acc.as_dict(),
-                "clean_loss": s.clean_loss.as_dict(),
-                "robust_loss": s.robust_loss.as_dict(),
-                "robust_acc_per_seed": s.robust_acc_per_seed.as_dict(),
-                "attack_acc": {k: v.as_dict() for k, v in s.attack_acc.items()},
-                "per_example": {
-                    "robust_loss": pe.robust_loss.tolist(),
-                    "robust_margin": pe.robust_margin.tolist(),
-                    "clean_margin": pe.clean_margin.tolist(),
-                },
-            }
+            pe = {k: getattr(s.per_example, k).tolist() for k in PER_EXAMPLE_JSON}
+            return {**fields(s, "split", "per_example"), "per_example": pe}
 
-        flat = {
-            k: {
-                "eps": list(c.eps),
-                "grad_norm": [e.as_dict() for e in c.grad_norm],
-                "loss_change": [e.as_dict() for e in c.loss_change],
-                "clean_grad_norm": c.clean_grad_norm.as_dict(),
-                "first_order_excess": list(c.first_order_excess),
-                "n": c.n,
-                "settings": c.settings,
-            }
-            for k, c in self.flatness.items()
-        }
-
-        def fields(obj: Any) -> dict[str, Any]:
-            return {k: v.as_dict() if isinstance(v, Estimate) else v for k, v in vars(obj).items()}
-
+        flat = {k: fields(c, "split") for k, c in self.flatness.items()}
         b1 = None if self.b1 is None else fields(self.b1)
         b2 = None if self.b2 is None else {**fields(self.b2), "vacuous": self.b2.vacuous}
         return {
@@ -471,6 +448,17 @@ class Analysis:
             "notes": list(self.notes),
             "settings": dict(self.settings),
         }
+
+
+def _plain(value: Any) -> Any:
+    """Estimates as dicts and tuples as lists, recursively (JSON-ready)."""
+    if isinstance(value, Estimate):
+        return value.as_dict()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
 
 
 # ============================================================================ statistics
@@ -517,12 +505,16 @@ def _require_int(name: str, value: Any, low: int) -> int:
     return int(value)
 
 
-def _require_eps(name: str, value: Any) -> float:
+def _require_number(
+    name: str, value: Any, low: float = 0.0, high: float = math.inf, *, open_low: bool = False
+) -> float:
+    """``value`` as a float in [low, high] ((low, high] with ``open_low``), pixel units."""
+    span = f"{'(' if open_low else '['}{low:g}, {high:g}{']' if math.isfinite(high) else ')'}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number in [0, 1] (pixel units), got {value!r}")
+        raise TypeError(f"{name} must be a number in {span} (pixel units), got {value!r}")
     v = float(value)
-    if not (math.isfinite(v) and 0.0 <= v <= 1.0):
-        raise ValueError(f"{name} must lie in [0, 1] (pixel units, [0,1] scale), got {value!r}")
+    if not (math.isfinite(v) and (v > low if open_low else v >= low) and v <= high):
+        raise ValueError(f"{name} must lie in {span} (pixel units, [0,1] scale), got {value!r}")
     return v
 
 
@@ -797,8 +789,6 @@ def resolve_data(
         train_x, train_y, tr_idx = _one_split(train, n_train, data_seed, "train")
         test_x, test_y, te_idx = _one_split(test, n_test, data_seed, "test")
         name = "user data"
-    train_x = _as_float_images(train_x, "train_x")
-    test_x = _as_float_images(test_x, "test_x")
     _check_pixel_range(train_x, "train_x")
     _check_pixel_range(test_x, "test_x")
     if train_x.shape[1:] != test_x.shape[1:]:
@@ -1223,14 +1213,8 @@ def analyze(
     check_model(model)
     say = progress or (lambda message: None)
     norm = _norm_name(norm)
-    if norm == "inf":
-        eps = _require_eps("eps", eps)
-    else:  # an ℓ2 radius may exceed 1 (e.g. 2.0 on MNIST)
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)):
-            raise TypeError(f"eps must be a number in [0, inf) for norm='2', got {eps!r}")
-        if not (math.isfinite(eps) and eps >= 0):
-            raise ValueError(f"eps must lie in [0, inf) (ℓ2, pixel units), got {eps!r}")
-        eps = float(eps)
+    # an ℓ2 radius may exceed 1 (e.g. 2.0 on MNIST)
+    eps = _require_number("eps", eps, high=1.0 if norm == "inf" else math.inf)
     steps = _require_int("steps", steps, 0)
     restarts = _require_int("restarts", restarts, 1)
     batch_size = _require_int("batch_size", batch_size, 1)
@@ -1239,10 +1223,7 @@ def analyze(
     landscape_seed = _require_int("landscape_seed", landscape_seed, 0)
     if step_size is None:
         step_size = DEFAULT_STEP_FRACTION * eps if eps > 0 else 1.0
-    if isinstance(step_size, bool) or not isinstance(step_size, (int, float)):
-        raise TypeError(f"step_size must be a number in (0, inf), got {step_size!r}")
-    if not (math.isfinite(step_size) and step_size > 0.0):
-        raise ValueError(f"step_size must lie in (0, inf) (pixel units), got {step_size!r}")
+    step_size = _require_number("step_size", step_size, open_low=True)
     seeds = tuple(_require_int("attack_seeds", s, 0) for s in attack_seeds)
     if not seeds:
         raise ValueError("attack_seeds must hold at least one seed (length in [1, inf))")
@@ -1261,7 +1242,7 @@ def analyze(
     if norm == "inf":
         if eps_grid is None:  # radii above 1 are the whole box [0, 1]^d: clipped
             eps_grid = [min(eps * f, 1.0) for f in DEFAULT_EPS_FACTORS]
-        grid = sorted({_require_eps("eps_grid", e) for e in eps_grid} | {eps})
+        grid = sorted({_require_number("eps_grid", e, high=1.0) for e in eps_grid} | {eps})
     if init_model is not None:
         check_model(init_model)
         _same_architecture(model, init_model)
@@ -1275,7 +1256,7 @@ def analyze(
         train, test, data_root=data_root, data_seed=data_seed, n_train=n_train, n_test=n_test,
         download=download,
     )  # fmt: skip
-    settings = AttackSettings(eps, norm, steps, float(step_size), restarts, seeds, use_aa)
+    settings = AttackSettings(eps, norm, steps, step_size, restarts, seeds, use_aa)
     train_x, train_y = data.train_x.to(dev), data.train_y.to(dev)
     test_x, test_y = data.test_x.to(dev), data.test_y.to(dev)
     with torch.no_grad():

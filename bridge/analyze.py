@@ -808,45 +808,32 @@ def autoattack_available() -> bool:
     return importlib.util.find_spec("autoattack") is not None
 
 
-class _WorstCaseAttack:
-    """``attack(model, x, y)``: per sample the worst point over several attacks.
+def _worst_case(
+    attacks: Sequence[tuple[str, Callable[..., torch.Tensor]]],
+    correct: dict[str, list[np.ndarray]],
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+) -> torch.Tensor:
+    """Per sample the worst point over several attacks.
 
     A candidate that misclassifies wins, then the higher cross-entropy (the rule of
-    :func:`robmem.empirics.attacks.select_worst_case`). Records, per attack, which examples it
-    fooled.
+    :func:`robmem.empirics.attacks.select_worst_case`). Appends, per attack, which examples it
+    left correct to ``correct[name]``.
     """
+    from robmem.empirics.attacks import select_worst_case
 
-    def __init__(
-        self,
-        attacks: Sequence[tuple[str, Callable[..., torch.Tensor]]],
-        n_batches: int,
-        split: str,
-        progress: Callable[[str], None],
-    ) -> None:
-        self.attacks = list(attacks)
-        self.correct: dict[str, list[np.ndarray]] = {name: [] for name, _ in self.attacks}
-        self.n_batches = n_batches
-        self.split = split
-        self.progress = progress
-        self._batch = 0
-
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        from robmem.empirics.attacks import select_worst_case
-
-        cands, wrongs, losses = [], [], []
-        for name, attack in self.attacks:
-            x_adv = attack(model, x, y).detach()
-            with torch.no_grad():
-                logits = model(x_adv).float()
-            wrong = logits.argmax(dim=1) != y
-            self.correct[name].append((~wrong).cpu().numpy())
-            cands.append(x_adv)
-            wrongs.append(wrong)
-            losses.append(F.cross_entropy(logits, y, reduction="none"))
-        x_worst = select_worst_case(torch.stack(cands), torch.stack(wrongs), torch.stack(losses))
-        self._batch += 1
-        self.progress(f"{self.split}: attacked batch {self._batch}/{self.n_batches}")
-        return x_worst
+    cands, wrongs, losses = [], [], []
+    for name, attack in attacks:
+        x_adv = attack(model, x, y).detach()
+        with torch.no_grad():
+            logits = model(x_adv).float()
+        wrong = logits.argmax(dim=1) != y
+        correct[name].append((~wrong).cpu().numpy())
+        cands.append(x_adv)
+        wrongs.append(wrong)
+        losses.append(F.cross_entropy(logits, y, reduction="none"))
+    return select_worst_case(torch.stack(cands), torch.stack(wrongs), torch.stack(losses))
 
 
 def _build_attacks(
@@ -920,15 +907,19 @@ def measure_split(
     ``x``, ``y`` must be on the model's device. Returns the measurement and the worst-case
     adversarial inputs (used for the robust margins of the complexity measures).
     """
-    from robmem.empirics.attacks import attack_mode, perturb_in_batches
+    from robmem.empirics.attacks import attack_mode
 
     say = progress or (lambda message: None)
     n = int(x.shape[0])
-    worst = _WorstCaseAttack(
-        _build_attacks(settings, x.device, model), math.ceil(n / batch_size), split, say
-    )
+    attacks = _build_attacks(settings, x.device, model)
+    correct: dict[str, list[np.ndarray]] = {name: [] for name, _ in attacks}
+    parts: list[torch.Tensor] = []
     with attack_mode(model):
-        x_adv = perturb_in_batches(model, worst, x, y, batch_size=batch_size)
+        for start in range(0, n, batch_size):
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            parts.append(_worst_case(attacks, correct, model, xb, yb))
+            say(f"{split}: attacked batch {len(parts)}/{math.ceil(n / batch_size)}")
+        x_adv = torch.cat(parts)
         robust_loss, robust_correct, robust_margin = _per_example(model, x_adv, y, batch_size)
     clean_loss, clean_correct, clean_margin = _per_example(model, x, y, batch_size)
     per = PerExample(
@@ -942,8 +933,7 @@ def measure_split(
         robust_margin=robust_margin,
     )
     attack_acc = {
-        name: fraction_ci(int(np.concatenate(parts).sum()), n)
-        for name, parts in worst.correct.items()
+        name: fraction_ci(int(np.concatenate(flags).sum()), n) for name, flags in correct.items()
     }
     per_seed = [v.mean for k, v in attack_acc.items() if k.startswith("PGD")]
     return (

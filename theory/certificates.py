@@ -16,6 +16,7 @@ from robmem.theory.intervals import (
     _labels_for,
     ball_box,
     ibp_margin_lower,
+    margin_error_bound,
     margins,
     project_to_ball,
 )
@@ -45,7 +46,9 @@ class CertificationResult:
     ----------
     status : list of Status
     margin_lower : (N,) array
-        Sound lower bound on the margin over the ball ∩ domain (−inf if none).
+        Sound lower bound on the margin of the float64 forward pass over the float64
+        points of the ball ∩ domain (−inf if none); float rounding is bounded, not assumed
+        small (see :func:`~robmem.theory.intervals.forward_error_bound`).
     margin_found : (N,) array
         Smallest margin actually evaluated by ``forward`` at a candidate (an upper bound
         on the true minimum); ``inf`` where nothing was evaluated.
@@ -129,6 +132,14 @@ def certify_network(
 
     ℓ∞ is complete when the MILP runs (net with ≤ MILP_MAX_RELUS ReLUs) and solves to
     optimality. ℓ2 balls are relaxed to their box: sound, not complete.
+
+    What ``margin_lower`` bounds: the margin of the float64 forward pass at every float64
+    point of the ball ∩ domain. The IBP bound is rigorous for the exact-arithmetic network
+    (its own rounding included, :func:`~robmem.theory.intervals.ibp_margin_lower`) and
+    :func:`~robmem.theory.intervals.margin_error_bound` (a-priori bound on the forward
+    pass's rounding over the box) is subtracted from it and from the MILP value. The MILP
+    value itself rests on HiGHS' tolerances, which MILP_MARGIN_TOLERANCE absorbs (see
+    :mod:`robmem.theory.milp`): that part is a documented tolerance, not a proof.
     """
     start = time.perf_counter()
     x, y = check_points_labels(points, labels)
@@ -139,7 +150,9 @@ def certify_network(
         raise ValueError(f"points: must lie in the domain {domain} (or pass domain=None)")
     n = x.shape[0]
     lo, hi = ball_box(x, radius, domain)
-    lower = ibp_margin_lower(net, lo, hi, y_enc, binary)
+    # the exact network's IBP bound, less the float64 forward pass's rounding
+    err = margin_error_bound(net, lo, hi, y_enc, binary)
+    lower = ibp_margin_lower(net, lo, hi, y_enc, binary) - err
     res = CertificationResult(
         [Status.UNKNOWN] * n, lower.copy(), margins(net.forward(x), y_enc, binary), {}, ["ibp"] * n
     )
@@ -160,6 +173,7 @@ def certify_network(
                 net, lo[i], hi[i], int(y_enc[i]), binary, time_limit=time_limit
             )
             res.method[i] = "milp"
+            value -= err[i]  # the MILP models the exact network
             res.margin_lower[i] = max(res.margin_lower[i], value - MILP_MARGIN_TOLERANCE)
             if value > MILP_MARGIN_TOLERANCE:
                 res.status[i] = Status.CERTIFIED

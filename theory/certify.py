@@ -6,6 +6,15 @@ arithmetic on the typed blocks: over a box, min ‖x − c‖_∞ = max_k dist(c
 and max ‖x − c‖_∞ = max_k max(|lo_k − c_k|, |hi_k − c_k|) are exact and the trapezoid is
 monotone, so each bump's range is exact; opposite-label centres are pruned by
 :mod:`robmem.theory.separation`.
+
+Float64: the structural bound is computed for the lowered network in exact arithmetic
+(its float64 weights, real inputs) with rigorous allowances for the certifier's own
+rounding (distances rounded outward by an ulp, bump values without cancellation, and
+γ_{N+STRUCTURAL_DEPTH} of the magnitudes of the final expression); then the a-priori bound
+:func:`~robmem.theory.intervals.margin_error_bound` on the float64 forward pass's rounding
+over each ball's box is subtracted. So ``margin_lower`` bounds the margin that
+:meth:`~robmem.theory.network.ReLUNetwork.forward` computes at any float64 point of the
+ball, however steep the bump ramps (weights ~1/(β − α)).
 """
 
 from __future__ import annotations
@@ -23,13 +32,15 @@ from robmem.theory.certificates import (
     certify_network,
 )
 from robmem.theory.construction import RobustMemorizer
-from robmem.theory.gadgets import sawtooth_error_bound, trapezoid
+from robmem.theory.gadgets import sawtooth_error_bound
 from robmem.theory.intervals import (
     MARGIN_TOLERANCE,
     ball_box,
     clean_margin_lower,
+    gamma,
     gate_factor,
     interval_bounds,
+    margin_error_bound,
     margins,
     project_to_ball,
 )
@@ -44,8 +55,13 @@ PRUNE_SLACK = 1e-12
 CANDIDATES_PER_POINT = 8
 #: Above this many (ReLU units × points), structural certification does not evaluate the
 #: lowered network at every centre (that is O(N² d) work for the full construction); it
-#: evaluates refutation candidates only.
+#: evaluates refutation candidates only, and bounds the forward pass's rounding once over
+#: the hull of all balls instead of per ball.
 FORWARD_ALL_BUDGET = 2 * 10**8
+#: Each structural bound is a float64 expression of at most N + STRUCTURAL_DEPTH rounded
+#: steps per term (N bump values summed, each within γ_5 of the network's bump, then the
+#: gate's few operations): its rounding is at most γ_{N + STRUCTURAL_DEPTH}·Σ|terms|.
+STRUCTURAL_DEPTH = 20
 
 
 def _own_centre_index(model: RobustMemorizer, x: np.ndarray, y_enc: np.ndarray) -> np.ndarray:
@@ -55,9 +71,34 @@ def _own_centre_index(model: RobustMemorizer, x: np.ndarray, y_enc: np.ndarray) 
     return np.array([table.get(x[i].tobytes(), -1) for i in range(x.shape[0])], dtype=np.int64)
 
 
+def _bump(r: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """The trapezoid g(r) = [σ(β − r) − σ(α − r)]/(β − α) without cancellation.
+
+    g = 1 for r ≤ min(α, β), 0 for r ≥ max(α, β), else (max − r)/(max − min) (also for a
+    broken bump with α > β). Each value is within relative γ_3 of g at this r: (max − r) and
+    (max − min) are single roundings of float differences. (gadgets.trapezoid's
+    σ(β − r) − σ(α − r) cancels on the flat top: its error is u·r/(β − α), which a steep
+    ramp makes large.)
+    """
+    low, high = np.minimum(alpha, beta), np.maximum(alpha, beta)
+    ramp = (high - r) / (high - low)
+    return np.where(r <= low, 1.0, np.where(r >= high, 0.0, ramp))
+
+
 def _bump_range(r_lo: np.ndarray, r_hi: np.ndarray, alpha: np.ndarray, beta: np.ndarray):
-    """Exact range [g(r_hi), g(r_lo)] of the (monotone non-increasing) trapezoid."""
-    return trapezoid(r_hi, alpha, beta), trapezoid(r_lo, alpha, beta)
+    """Range [g(r_hi), g(r_lo)] of the (monotone non-increasing) trapezoid, each end within
+    relative γ_3 (see :func:`_bump`)."""
+    return _bump(r_hi, alpha, beta), _bump(r_lo, alpha, beta)
+
+
+def _down(v: np.ndarray) -> np.ndarray:
+    """One ulp towards −∞: below the exact value of a single rounded operation."""
+    return np.nextafter(v, -np.inf)
+
+
+def _up(v: np.ndarray) -> np.ndarray:
+    """One ulp towards +∞: above the exact value of a single rounded operation."""
+    return np.nextafter(v, np.inf)
 
 
 def certify_construction(
@@ -83,11 +124,21 @@ def certify_construction(
     :func:`gate_factor`). Uncertified points get refutation candidates (the point, the
     ball point farthest from its own centre, the nearest ball points to active opposite
     centres), evaluated by the lowered network; ``use_milp`` adds the complete MILP on
-    small lowered networks (ℓ∞).
+    small lowered networks (ℓ∞), whose value (for the exact network, to HiGHS' tolerance
+    MILP_MARGIN_TOLERANCE) is also lowered by the forward error bound.
+
+    ``margin_lower`` is a lower bound on the margin of the float64 forward pass at every
+    float64 point of B_p(x, δ) ∩ domain: the bound above (rounding of its own evaluation
+    included, see the module docstring) minus
+    :func:`~robmem.theory.intervals.margin_error_bound`, per ball's box when
+    (ReLU units × points) ≤ :data:`FORWARD_ALL_BUDGET`, else once over the hull of all
+    boxes. A ball is CERTIFIED when that exceeds :data:`MARGIN_TOLERANCE`. The allowance
+    is ~1e-8 to 1e-5 of the margin 1 (larger for steeper ramps and more centres), so a
+    ball whose exact margin is within it of 0 (e.g. a point with a clean margin of a few
+    1e-9 certified through the gate) can be UNKNOWN.
 
     Assumptions: centres and points in the domain; for the sawtooth kind, domain ⊂ [0, 1]
-    (Yarotsky's bound holds on [0, 1]). Bounds are exact up to float64 rounding, absorbed
-    by :data:`MARGIN_TOLERANCE`.
+    (Yarotsky's bound holds on [0, 1]).
     """
     if not isinstance(model, RobustMemorizer):
         raise TypeError(f"model: expected RobustMemorizer, got {type(model).__name__}")
@@ -121,6 +172,8 @@ def certify_construction(
         # f̂ = f_clean exactly (see construction.lower): certify the clean network
         res = certify_network(net, x, y, radius, key, domain=dom, use_milp=use_milp)
         exact = clean_margin_lower(net, x, y_enc, radius, key, out.binary, dom)
+        lo, hi = ball_box(x, radius, dom)
+        exact = exact - margin_error_bound(net, lo, hi, y_enc, out.binary)
         for i in range(n):
             res.margin_lower[i] = max(res.margin_lower[i], exact[i])
             if res.status[i] is Status.UNKNOWN and exact[i] > MARGIN_TOLERANCE:
@@ -150,12 +203,15 @@ def certify_construction(
         q_idx, c_idx, _ = linf_close_pairs(x, centres, thr, opposite)
     # exact upper bound on each surviving opposite bump over the ball
     if saw:
+        # ‖·‖₂ is within relative γ_{d+3}; every later step is one rounding, moved outward
         dist = np.linalg.norm(x[q_idx] - centres[c_idx], axis=1)
-        s_lo = np.maximum(dist - radius, 0.0) ** 2
+        dist = _down(dist * (1.0 - gamma(x.shape[1] + 5)))
+        s_lo = _down(np.maximum(_down(dist - radius), 0.0) ** 2)
         _, h_hi = _bump_range(s_lo, s_lo, alpha[c_idx], beta[c_idx])
     else:
         gap = np.maximum(np.maximum(lo[q_idx] - centres[c_idx], centres[c_idx] - hi[q_idx]), 0)
-        r_lo = gap.max(axis=1)
+        # one rounded subtraction per coordinate: one ulp down is below the exact distance
+        r_lo = np.maximum(_down(gap.max(axis=1)), 0.0)
         _, h_hi = _bump_range(r_lo, r_lo, alpha[c_idx], beta[c_idx])
     s_other = np.zeros((n, n_cls))
     np.add.at(s_other, (q_idx, c_lab[c_idx]), h_hi)
@@ -182,16 +238,21 @@ def certify_construction(
     if j_own.size:
         if saw:
             dist = np.linalg.norm(x[q_own] - centres[j_own], axis=1)
-            s_hi = (dist + radius) ** 2 + model.dim * sawtooth_error_bound(model.distance.teeth)
+            dist = _up(dist * (1.0 + gamma(model.dim + 5)))
+            saw_err = model.dim * sawtooth_error_bound(model.distance.teeth)
+            s_hi = _up(_up(_up(dist + radius) ** 2) + saw_err)
             lower_h = _bump_range(s_hi, s_hi, alpha[j_own], beta[j_own])[0]
         else:
             far = np.maximum(np.abs(lo[q_own] - centres[j_own]), np.abs(hi[q_own] - centres[j_own]))
-            r_hi = far.max(axis=1)
+            r_hi = _up(far.max(axis=1))
             lower_h = _bump_range(r_hi, r_hi, alpha[j_own], beta[j_own])[0]
         np.add.at(s_own, q_own, np.maximum(lower_h, 0.0))
     s_other[np.arange(n), y_enc] = 0.0
     worst_other = s_other.max(axis=1)
     bound = s_own - worst_other
+    # rounding of the structural expression (STRUCTURAL_DEPTH): γ times Σ|terms|
+    slop = gamma(model.n_centres + STRUCTURAL_DEPTH)
+    magnitude = s_own + worst_other
     if model.gate is not None:
         clean = model.gate.clean
         m_scale = model.gate.scale
@@ -199,19 +260,28 @@ def certify_construction(
         f_abs = np.maximum(np.abs(f_lo), np.abs(f_hi)).max(axis=1)
         slack = np.maximum(0.0, f_abs - m_scale * s_own)
         bound = bound - (slack if out.binary else 2 * slack)
+        k = 1.0 if out.binary else 2.0
+        magnitude = magnitude + k * (f_abs + m_scale * s_own)
         clean_m = clean_margin_lower(clean, x, y_enc, radius, key, out.binary, dom)
         factor = gate_factor(m_scale, out.binary)
         # opposite bumps add at most eps in total; with Δ the clean margin the gate gives
         # margin ≥ (Δ − k·M·eps)·factor − eps (k = 1 binary, 2 multi-class; see gate_factor)
         eps = s_other.sum(axis=1)
-        k = 1.0 if out.binary else 2.0
         via_gate = (clean_m - k * m_scale * eps) * factor - eps
+        via_gate = via_gate - slop * ((np.abs(clean_m) + k * m_scale * eps) * factor + eps)
         gate_ok = clean_m > 0
-        bound = np.where(gate_ok, np.maximum(bound, via_gate), bound)
+        bound = np.where(gate_ok, np.maximum(bound - slop * magnitude, via_gate), bound)
+    else:
+        bound = bound - slop * magnitude
     if net.relu_count * n <= FORWARD_ALL_BUDGET:
         found = margins(net.forward(x), y_enc, out.binary)
+        err = margin_error_bound(net, lo, hi, y_enc, out.binary)
     else:
         found = np.full(n, np.inf)
+        err = margin_error_bound(net, lo.min(axis=0), hi.max(axis=0), y_enc, out.binary)
+    # the bound is for the exact-arithmetic network; the float64 forward pass can be lower
+    # by err (a-priori bound on its rounding over the box)
+    bound = bound - err
     res = CertificationResult(
         [Status.UNKNOWN] * n, bound.astype(np.float64), found, {}, ["structural"] * n
     )
@@ -245,6 +315,7 @@ def certify_construction(
             if res.status[i] is not Status.UNKNOWN:
                 continue
             value, arg, _ = milp_min_margin(small, lo[i], hi[i], int(y_enc[i]), out.binary)
+            value -= err[i]  # the MILP models the exact network
             res.method[i] = "milp"
             res.margin_lower[i] = max(res.margin_lower[i], value - MILP_MARGIN_TOLERANCE)
             if value > MILP_MARGIN_TOLERANCE:

@@ -56,13 +56,15 @@ SAWTOOTH_GAP_FRACTION = 0.5
 #: With a single class there is no opposite-label point and any β > α is valid; the
 #: construction then uses β = SINGLE_CLASS_BETA_FACTOR·δ (ℓ∞) or its square (sawtooth).
 SINGLE_CLASS_BETA_FACTOR = 2.0
-#: Smallest bump ramp β − α, relative to max(1, β), that float64 can realise. The bump
-#: units compute (β − r) − (α − r) with r ≤ max(1, β) (a distance in the domain), each
-#: subtraction rounded to 2^-53 of max(1, β); dividing by β − α amplifies that by
-#: max(1, β)/(β − α). With this floor the amplified rounding is ≤ 4·2^-53·2^30 ≈ 5e-7 of a
-#: bump's height for ℓ∞ (the sawtooth's s sums d·m rounded terms: d·m times that), so the
-#: margins stay near 1; with a ramp of a few ulps (δ = λ/2 − ulp) the lowered network
-#: really misclassifies ball points (the certifier refutes it).
+#: Smallest bump ramp β − α, relative to max(1, β), that the construction accepts. The bump
+#: units compute β − r and α − r with r ≤ max(1, β) (a distance in the domain); rounding
+#: r and these differences moves them by a few ulps of max(1, β), and the output scales by
+#: 1/(β − α), so a bump's height moves by a few 2^-53·max(1, β)/(β − α) (measured ~1.5e-8 at
+#: this floor; the sawtooth's s sums d·m rounded terms, d·m times more). At a ramp of a few
+#: ulps (δ = λ/2 − ulp) the lowered network really misclassifies ball points (the
+#: certifier refutes it). The floor is a usefulness limit, not what makes certificates
+#: sound: the certifier bounds the float64 rounding rigorously at any ramp
+#: (robmem.theory.intervals.forward_error_bound; ~1e-6 of a bump at this floor).
 FLOAT_RAMP_FLOOR = 2.0**-30
 #: Default input domain (pixels in [0, 1], SPEC Notation).
 UNIT_DOMAIN: tuple[float, float] = (0.0, 1.0)
@@ -362,14 +364,18 @@ def _encode_labels(
 def gate_scale_for(
     clean: ReLUNetwork, domain: tuple[float, float] | None, centres: np.ndarray, delta: float
 ) -> float:
-    """Sound M ≥ sup |f_clean| over the domain box (or the balls' bounding box), by IBP."""
+    """M ≥ sup |f_clean| over the domain box (or the balls' bounding box), by float64 IBP.
+
+    Plain float64 IBP (a few ulps may be missing; the certifier does not assume M ≥ sup|f|:
+    it bounds the gate's slack on each ball rigorously), so that exact scales stay exact.
+    """
     if domain is not None:
         lo = np.full(clean.input_dim, float(domain[0]))
         hi = np.full(clean.input_dim, float(domain[1]))
     else:
         lo = centres.min(axis=0) - delta
         hi = centres.max(axis=0) + delta
-    f_lo, f_hi = interval_bounds(clean, lo[None, :], hi[None, :])
+    f_lo, f_hi = interval_bounds(clean, lo[None, :], hi[None, :], rounding=False)
     bound = float(max(np.abs(f_lo).max(), np.abs(f_hi).max()))
     return max(bound, GATE_SCALE_FLOOR)
 

@@ -37,6 +37,11 @@ def milp_min_margin(
 ) -> tuple[float, np.ndarray | None, bool]:
     """Exact min of the margin over the box [lo, hi] by a big-M MILP (notes §4).
 
+    The MILP models the network in exact arithmetic (its big-M constants come from
+    :func:`~robmem.theory.intervals.interval_bounds`, widened by IBP's own rounding); the
+    certifiers subtract :func:`~robmem.theory.intervals.margin_error_bound` to cover the
+    float64 forward pass.
+
     Returns ``(value, argmin_x, optimal)``. ``value`` is HiGHS' dual bound, a sound lower
     bound on the minimum: with ``optimal`` within the solver's gap (mip_abs_gap 1e-6 or
     mip_rel_gap 1e-4 relative) of the best input found; False on a time-out. ``argmin_x``

@@ -9,21 +9,9 @@ hand-make records (no training) and drive every claim to each of its verdicts. T
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
-
-#: Accuracy / loss columns of a metrics row that an :class:`EpochRow` keeps.
-_ROW_KEYS: tuple[str, ...] = (
-    "train_clean_acc",
-    "train_robust_acc",
-    "test_clean_acc",
-    "test_robust_acc",
-    "train_clean_loss",
-    "train_robust_loss",
-    "test_clean_loss",
-    "test_robust_loss",
-)
 
 
 def _num(value: Any) -> float | None:
@@ -49,7 +37,8 @@ class EpochRow:
 
     @classmethod
     def from_metrics(cls, row: Mapping[str, Any]) -> EpochRow:
-        return cls(int(row["epoch"]), **{k: _num(row.get(k)) for k in _ROW_KEYS})
+        columns = [f.name for f in fields(cls) if f.name != "epoch"]
+        return cls(int(row["epoch"]), **{k: _num(row.get(k)) for k in columns})
 
     @property
     def evaluated(self) -> bool:
@@ -199,13 +188,11 @@ def record_from_json(doc: Mapping[str, Any]) -> RunRecord:
     )
 
 
+@dataclass
 class Records:
     """The records a report holds, looked up by family (all seeds, in seed order)."""
 
-    def __init__(self, records: Iterable[RunRecord] = ()) -> None:
-        self._by_family: dict[str, dict[int, RunRecord]] = {}
-        for r in records:
-            self.add(r)
+    _by_family: dict[str, dict[int, RunRecord]] = field(default_factory=dict)
 
     def add(self, record: RunRecord) -> None:
         self._by_family.setdefault(record.family, {})[record.seed] = record
@@ -221,6 +208,3 @@ class Records:
         if missing:
             raise KeyError(f"family {name!r} lacks seeds {missing}")
         return [found[s] for s in seeds]
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._by_family

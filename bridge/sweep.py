@@ -28,7 +28,7 @@ import os
 import pathlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from robmem.empirics import runs as run_files
@@ -63,13 +63,7 @@ class SweepOutcome:
     final: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "run_dir": self.run_dir,
-            "status": self.status,
-            "error": self.error,
-            "final": self.final,
-        }
+        return asdict(self)
 
 
 def _value_text(value: Any) -> str:
@@ -86,8 +80,11 @@ def run_name(values: Mapping[str, Any]) -> str:
     return _NAME_UNSAFE.sub("-", text)
 
 
-def sweep_configs(base: TrainConfig, grid: Mapping[str, Sequence[Any]]) -> list[TrainConfig]:
-    """Return one validated config per point of the Cartesian product of ``grid``.
+def sweep_runs(
+    base: TrainConfig, grid: Mapping[str, Sequence[Any]], out_dir: str | pathlib.Path
+) -> list[SweepRun]:
+    """Return one run per point of the Cartesian product of ``grid``, each with its validated
+    config in ``out_dir/<name>`` (names from :func:`run_name`).
 
     Parameters
     ----------
@@ -96,22 +93,13 @@ def sweep_configs(base: TrainConfig, grid: Mapping[str, Sequence[Any]]) -> list[
     grid : mapping of field name to a non-empty sequence of values
         E.g. ``{"seed": [0, 1, 2], "label_noise": [0.0, 0.2], "epsilon": [0.1]}``. The order
         of the keys is the nesting order (the last key varies fastest).
+    out_dir : path-like
 
     Raises
     ------
     ValueError
         ``grid`` names an unknown field, has an empty or repeated value list, or a value is out
         of the field's range (the config's own message, naming the field).
-    """
-    return [run.config for run in sweep_runs(base, grid, "/nonexistent-sweep-root")]
-
-
-def sweep_runs(
-    base: TrainConfig, grid: Mapping[str, Sequence[Any]], out_dir: str | pathlib.Path
-) -> list[SweepRun]:
-    """Return the runs of the sweep ``grid`` over ``base``, each in ``out_dir/<name>``.
-
-    See :func:`sweep_configs` for ``grid``; names come from :func:`run_name`.
     """
     if not isinstance(base, TrainConfig):
         raise TypeError(f"base must be a TrainConfig, got {type(base).__name__}")

@@ -15,7 +15,6 @@ The per-tier settings are in each claim module, in one commented table.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import pathlib
 import time
@@ -319,18 +318,15 @@ def recorded_seconds(request: RunRequest, cache: Any) -> float | None:
     """Seconds of training and per-epoch evaluation that ``request``'s run recorded (the sum
     of the ``time_*`` fields of its ``metrics.jsonl``, over every resumed piece), or ``None``
     when the cache holds no finished run for it. Post-training measures are not included."""
+    from robmem.empirics.runs import METRICS, load_metrics
+
     result = cache.load(request.cache_name, request.key())
-    if result is None:
+    if result is None or not (pathlib.Path(result["train_dir"]) / METRICS).is_file():
         return None
-    path = pathlib.Path(result["train_dir"]) / "metrics.jsonl"
-    if not path.is_file():
-        return None
-    total = 0.0
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            total += sum(float(v) for k, v in row.items() if k.startswith("time_") and v)
-    return total
+    rows = load_metrics(result["train_dir"])
+    return float(
+        sum(sum(float(v) for k, v in r.items() if k.startswith("time_") and v) for r in rows)
+    )
 
 
 def _run_one(

@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 
 from robmem.bridge import sweep
-from robmem.bridge.sweep import run_state, run_sweep, sweep_configs, sweep_runs
+from robmem.bridge.sweep import run_state, run_sweep, sweep_runs
 from robmem.empirics.config import TrainConfig
 from robmem.empirics.runs import load_metrics
 from robmem.empirics.trainers import train
@@ -31,12 +31,12 @@ def _strip_times(rows):
 
 def test_grid_is_the_cartesian_product_in_order():
     grid = {"seed": [0, 1, 2], "label_noise": [0.0, 0.5], "epsilon": [0.1, 0.2]}
-    configs = sweep_configs(tiny(), grid)
+    runs = sweep_runs(tiny(), grid, "out")
+    configs = [r.config for r in runs]
     assert len(configs) == 12
     points = [(c.seed, c.label_noise, c.epsilon) for c in configs]
     assert points == [(s, r, e) for s in (0, 1, 2) for r in (0.0, 0.5) for e in (0.1, 0.2)]
     assert all(c.dataset == "digits" and c.epochs == 2 for c in configs)
-    runs = sweep_runs(tiny(), grid, "out")
     assert len({r.name for r in runs}) == 12
     assert runs[0].name == "seed=0_label_noise=0_epsilon=0.1"
 
@@ -54,7 +54,7 @@ def test_grid_is_the_cartesian_product_in_order():
 )
 def test_bad_grids_name_the_field(grid, exc, match):
     with pytest.raises(exc, match=match):
-        sweep_configs(tiny(), grid)
+        sweep_runs(tiny(), grid, "out")
 
 
 def test_bad_engine_arguments(tmp_path):

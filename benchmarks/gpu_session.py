@@ -99,6 +99,8 @@ OUTPUT_FILES: tuple[str, ...] = (
     SESSION_JSON, SPEED_JSON, COMPILE_JSON, CUDA_LOG, SCIENCE_LOG, SCIENCE_TAR,
 )  # fmt: skip
 
+#: Per-test limit of the cuda tests where pytest-timeout is installed (the GPU image has it).
+CUDA_TEST_TIMEOUT_S = 120
 #: The issue's speed goal for PreActResNet-18 PGD-10 AT on one GPU.
 GOAL_SECONDS_PER_EPOCH = 5.0
 GOAL_RATIO_TO_FLOOR = 3.0
@@ -205,7 +207,7 @@ class SessionContext:
             log.flush()
             proc = subprocess.Popen(
                 list(cmd), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, preexec_fn=os.setpgrp,
+                stdin=subprocess.DEVNULL, **_NEW_GROUP,
             )  # fmt: skip
             self.current_child.append(proc)
             try:
@@ -216,6 +218,13 @@ class SessionContext:
             finally:
                 self.current_child.remove(proc)
         return rc, time.monotonic() - t0
+
+
+#: Popen arguments that start a child in its own process group (same session: the device
+#: tool still ends it with the command), without preexec_fn where Python has process_group.
+_NEW_GROUP: dict[str, Any] = (
+    {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -563,6 +572,8 @@ def stage_cuda_tests(ctx: SessionContext, budget_s: float) -> dict[str, Any]:
     junit.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider",
            "-rfEs", f"--junitxml={junit}", *files]  # fmt: skip
+    if importlib.util.find_spec("pytest_timeout") is not None:  # one hung test is one failure
+        cmd.insert(-len(files), f"--timeout={CUDA_TEST_TIMEOUT_S}")
     log = ctx.out_dir / CUDA_LOG
     rc, wall = ctx.run_child(cmd, budget_s, log)
     result: dict[str, Any] = {"command": shlex.join(cmd), "files": files, "returncode": rc}

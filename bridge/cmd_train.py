@@ -77,10 +77,6 @@ def parse_json_object(text: str) -> dict:
     return value
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """Add one flag per TrainConfig field (default: not given, i.e. keep the base value)."""
     from robmem.empirics import config as cfg
@@ -117,7 +113,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                 kwargs["metavar"] = origin.__name__.upper()
             if optional:
                 help_text += " ('none' for None)"
-        group.add_argument(_flag(f.name), help=help_text, **kwargs)
+        group.add_argument("--" + f.name.replace("_", "-"), help=help_text, **kwargs)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -66,17 +66,13 @@ class SweepOutcome:
         return asdict(self)
 
 
-def _value_text(value: Any) -> str:
-    if isinstance(value, float):
-        return format(value, ".6g")
-    return str(value)
-
-
 def run_name(values: Mapping[str, Any]) -> str:
     """Return the folder name of a grid point, e.g. ``seed=1_label_noise=0.2_epsilon=0.1``."""
     if not values:
         return "base"
-    text = "_".join(f"{k}={_value_text(v)}" for k, v in values.items())
+    text = "_".join(
+        f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
+    )
     return _NAME_UNSAFE.sub("-", text)
 
 

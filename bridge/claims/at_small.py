@@ -14,7 +14,9 @@ from typing import Any
 from robmem.bridge.claims.common import (
     CPU_THREADS,
     GPU_REASON_DATA,
+    GPU_RUN,
     SEEDS,
+    above_chance,
     empirical_result,
     pts,
     setup_for,
@@ -102,7 +104,7 @@ def at_config(
 ) -> Any:
     """The PGD-AT (or standard) run of E1/E2/B2 at ``tier`` on ``dataset`` (seed 0); ``eps``
     defaults to :func:`ref_eps`."""
-    from robmem.empirics.config import TrainConfig
+    from robmem.empirics.config import TrainConfig, preset
     from robmem.empirics.data import model_normalization
 
     eps = ref_eps(dataset) if eps is None else eps
@@ -143,13 +145,10 @@ def at_config(
             **common,
         )  # fmt: skip
     # gpu: [P1] §4 CIFAR-10 setting with PreActResNet-18 ([R20]); 30 epochs, cyclic lr
-    return TrainConfig(
-        dataset="cifar10", download=True, model="preactresnet18", method=method,
-        epsilon=8 / 255 if eps in (EPS_MNIST, EPS_MNIST1D) else eps, attack_steps=10,
-        attack_step_size=2 / 255,
-        eval_attack_steps=10, epochs=30, batch_size=128, lr=0.2, schedule="cyclic",
-        weight_decay=5e-4, augment=True, eval_train_size=10000, device="auto", precision="bf16",
-        seed=0,
+    eps = 8 / 255 if eps in (EPS_MNIST, EPS_MNIST1D) else eps
+    return preset(
+        "rice-cifar10-pgd", method=method, epsilon=eps, epochs=30, lr=0.2, schedule="cyclic",
+        **GPU_RUN,
     )  # fmt: skip
 
 
@@ -198,10 +197,9 @@ def e2_requests(tier: str) -> list[RunRequest]:
 def e1_estimates(at: Sequence[RunRecord], num_classes: int = 10) -> dict[str, Estimate]:
     """E1's statistics over the seeds of one data set's PGD-AT runs (pts)."""
     finals = [r.final for r in at]
-    chance = 100.0 / num_classes
     return {
-        "at_clean_test_above_chance_pts": mean_ci(
-            [100 * f.test_clean_acc - chance for f in finals]
+        "at_clean_test_above_chance_pts": above_chance(
+            [f.test_clean_acc for f in finals], num_classes
         ),
         "robust_gap_pts": pts([f.robust_gap for f in finals]),
         "robust_gap_minus_2x_clean_gap_pts": pts([f.robust_gap - 2 * f.clean_gap for f in finals]),
@@ -284,14 +282,13 @@ def e2_estimates(
     num_classes: int = 10,
 ) -> dict[str, Estimate]:
     """E2's statistics: τ(ε_train, κ) across AT models; κ_AT(ref ε) − κ_std paired by seed."""
-    chance = 100.0 / num_classes
     eps_list, knees = [], []
     for eps, recs in sorted(at_by_eps.items()):
         for r in recs:
             eps_list.append(eps)
             knees.append(knee(_final_curve(r)))
     ref = {r.seed: knee(_final_curve(r)) for r in at_by_eps[ref_eps]}
-    fits = mean_ci([100.0 * float(r.final.train_robust_acc) - chance for r in at_by_eps[ref_eps]])
+    fits = above_chance([r.final.train_robust_acc for r in at_by_eps[ref_eps]], num_classes)
     std_k = {r.seed: knee(_final_curve(r)) for r in std}
     seeds = sorted(set(ref) & set(std_k))
     return {
@@ -314,25 +311,14 @@ def evaluate_e2(ctx: ClaimContext) -> ClaimResult:
         )
     std = ctx.records.family(_fam("std", ds), seeds)
     est = e2_estimates(at_by_eps, std, eps0)
-    series = {}
-    table = []
-    for eps, recs in sorted(at_by_eps.items()):
+    runs = [(f"PGD-AT ε={e:g}", rr) for e, rr in sorted(at_by_eps.items())] + [("standard", std)]
+    series, table = {}, []
+    for run, recs in runs:
         curves = [_final_curve(r) for r in recs]
-        series[f"PGD-AT ε={eps:g}"] = (list(curves[0].eps), [list(c.loss_change) for c in curves])
+        series[run] = (list(curves[0].eps), [list(c.loss_change) for c in curves])
         table.append(
-            {
-                "run": f"PGD-AT ε={eps:g}",
-                **{f"κ seed {r.seed}": knee(c) for r, c in zip(recs, curves, strict=True)},
-            }
+            {"run": run, **{f"κ seed {r.seed}": knee(c) for r, c in zip(recs, curves, strict=True)}}
         )
-    std_curves = [_final_curve(r) for r in std]
-    series["standard"] = (list(std_curves[0].eps), [list(c.loss_change) for c in std_curves])
-    table.append(
-        {
-            "run": "standard",
-            **{f"κ seed {r.seed}": knee(c) for r, c in zip(std, std_curves, strict=True)},
-        }
-    )
     fig = plot_curves_ci(
         series, ctx.figures_dir, "e2_knee.png",
         setup_for(at_by_eps[eps0][0].config, ctx.tier, seeds=seeds),
@@ -343,7 +329,7 @@ def evaluate_e2(ctx: ClaimContext) -> ClaimResult:
     )  # fmt: skip
     test_g = mean_ci([_final_curve(r, "test").at(eps0)[0] for r in at_by_eps[eps0]])
     train_g = mean_ci([_final_curve(r).at(eps0)[0] for r in at_by_eps[eps0]])
-    grid = std_curves[0].eps
+    grid = _final_curve(std[0]).eps
     return empirical_result(
         ctx.tier, est, E2_CRITERIA, E2_PREMISES,
         summary=f"{ds}: knees κ (half-rise radius of the train loss-change curve) per ε in the "

@@ -37,6 +37,12 @@ SMOKE_NOTE = (
 #: and a report runs several runs at once (--jobs).
 CPU_THREADS: int = 1
 
+#: What every gpu-tier run sets on top of its paper's preset (robmem.empirics.config.PRESETS):
+#: CIFAR-10 downloaded on first use, train accuracies on 10 000 points, a GPU, bf16.
+GPU_RUN: dict[str, Any] = dict(
+    download=True, eval_train_size=10000, device="auto", precision="bf16"
+)
+
 GPU_REASON_DATA = (
     "needs CIFAR-10 (torchvision downloads it to the default data root on first use) and a GPU"
 )
@@ -64,6 +70,19 @@ def tier_notes(tier: str) -> list[str]:
 def pts(values: Sequence[float]) -> Estimate:
     """Mean with t-CI of fractions, in percentage points."""
     return mean_ci([100.0 * float(v) for v in values])
+
+
+def above_chance(values: Sequence[float | None], num_classes: int = 10) -> Estimate:
+    """Mean with t-CI of accuracies (fractions) minus chance 100/C, in percentage points."""
+    return mean_ci([100.0 * float(v) - 100.0 / num_classes for v in values])
+
+
+def epoch_series(
+    records: Sequence[Any], key: str, scale: float = 100.0
+) -> tuple[list[int], list[list[float]]]:
+    """Curve ``scale · key`` over the epochs where the first record has it, one list per run."""
+    rows = [[r for r in rec.rows if getattr(r, key) is not None] for rec in records]
+    return [r.epoch for r in rows[0]], [[scale * getattr(r, key) for r in rr] for rr in rows]
 
 
 def setup_for(

@@ -16,10 +16,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from robmem.bridge.claims.at_small import MNIST1D_N, _fam, at_config, landscape_spec, seeds_of
 from robmem.bridge.claims.common import (
     CPU_THREADS,
     GPU_REASON_DATA,
     SEEDS,
+    above_chance,
     empirical_result,
     p2_optimizer,
     setup_for,
@@ -185,10 +187,9 @@ def b4_estimates(
     models: Sequence[tuple[float, RunRecord]], num_classes: int = 10
 ) -> dict[str, Estimate]:
     """B4's premise (competent noise-0 models) and τ(noise rate, robust gap) over models."""
-    chance = 100.0 / num_classes
     return {
-        "clean_test_at_zero_noise_above_chance_pts": mean_ci(
-            [100.0 * float(r.final.test_clean_acc) - chance for q, r in models if q == 0.0]
+        "clean_test_at_zero_noise_above_chance_pts": above_chance(
+            [r.final.test_clean_acc for q, r in models if q == 0.0], num_classes
         ),
         "tau_noise_vs_gap": kendall_tau_ci(
             [q for q, _ in models], [_gap_pts(r) for _, r in models]
@@ -196,12 +197,15 @@ def b4_estimates(
     }
 
 
-def measure_class_values(measures: dict[str, float]) -> dict[str, float]:
-    """The deduplicated, oriented measure classes of one model (larger ⇒ larger predicted
-    gap); :func:`robmem.empirics.complexity.measure_classes`."""
+def measure_class_values(
+    models: Sequence[tuple[Any, RunRecord]],
+) -> tuple[list[str], list[dict[str, float]]]:
+    """The deduplicated, oriented measure classes of each model (larger ⇒ larger predicted
+    gap; :func:`robmem.empirics.complexity.measure_classes`) and the classes all models have."""
     from robmem.empirics.complexity import measure_classes
 
-    return dict(measure_classes(measures))
+    classes = [dict(measure_classes(r.measures["complexity"])) for _, r in models]
+    return sorted(set.intersection(*(set(c) for c in classes))) if classes else [], classes
 
 
 def e5_estimates(
@@ -209,8 +213,7 @@ def e5_estimates(
 ) -> tuple[dict[str, Estimate], list[dict[str, Any]]]:
     """B4's premise τ(rate, gap) and E5's fraction of failing classes; plus per-class rows."""
     gaps = [_gap_pts(r) for _, r in models]
-    classes = [measure_class_values(r.measures["complexity"]) for _, r in models]
-    names = sorted(set.intersection(*(set(c) for c in classes))) if classes else []
+    names, classes = measure_class_values(models)
     rows, n_fail, n_track = [], 0, 0
     for name in names:
         tau = kendall_tau_ci([c[name] for c in classes], gaps)
@@ -234,8 +237,7 @@ def control_rows(control: Sequence[tuple[int, RunRecord]]) -> tuple[dict[str, An
     gap) (bootstrap over models). A class that tracks the gap here as well as across noise
     rates follows the gap, not the noise rate."""
     gaps = [_gap_pts(r) for _, r in control]
-    classes = [measure_class_values(r.measures["complexity"]) for _, r in control]
-    names = sorted(set.intersection(*(set(c) for c in classes))) if classes else []
+    names, classes = measure_class_values(control)
     per_class = {n: kendall_tau_ci([c[n] for c in classes], gaps) for n in names}
     return per_class, kendall_tau_ci([float(n) for n, _ in control], gaps)
 
@@ -338,8 +340,7 @@ def evaluate_b4(ctx: ClaimContext) -> ClaimResult:
         gaps = [_gap_pts(r) for _, r in models]
         est = b4_estimates(models)
         parts.append((arch, est, None))
-        classes = [measure_class_values(r.measures["complexity"]) for _, r in models]
-        names = sorted(set.intersection(*(set(c) for c in classes))) if classes else []
+        names, classes = measure_class_values(models)
         measures = {n: [c[n] for c in classes] for n in names}
         taus = {n: kendall_tau_ci(measures[n], gaps).mean for n in names}
         suffix = "" if arch == "mlp" else f"_{arch.replace('-', '_')}"
@@ -395,15 +396,20 @@ def b1_estimates(models: Sequence[RunRecord]) -> tuple[dict[str, Estimate], dict
     }
 
 
-def _b1_mnist1d_family(tier: str, n: int, noise: float) -> tuple[str, Any]:
-    """B1's MNIST-1D run at (N, noise): E1's MNIST-1D PGD-AT config (the cell of E1's own N at
-    zero noise *is* E1's family)."""
-    from robmem.bridge.claims.at_small import MNIST1D_N, _fam, at_config
-
+def _b1_mnist1d_runs(tier: str) -> list[tuple[str, str, Any]]:
+    """B1's MNIST-1D runs, (label, family, config) per N × noise: E1's MNIST-1D PGD-AT config
+    (the cell of E1's own N at zero noise *is* E1's family)."""
     cfg = at_config(tier, "mnist1d")
-    if n == MNIST1D_N and noise == 0.0:
-        return _fam("at", "mnist1d"), cfg
-    return f"b1-mnist1d-n{n}-noise{noise:g}", dataclasses.replace(cfg, n_train=n, label_noise=noise)
+    runs = []
+    for n in B1_MNIST1D_N:
+        for q in B1_MNIST1D_NOISE:
+            if n == MNIST1D_N and q == 0.0:
+                fam, run_cfg = _fam("at", "mnist1d"), cfg
+            else:
+                fam = f"b1-mnist1d-n{n}-noise{q:g}"
+                run_cfg = dataclasses.replace(cfg, n_train=n, label_noise=q)
+            runs.append((f"N={n}, noise {q:g}", fam, run_cfg))
+    return runs
 
 
 def b1_requests(tier: str) -> list[RunRequest]:
@@ -411,16 +417,12 @@ def b1_requests(tier: str) -> list[RunRequest]:
     not reached; notes/verdict-audit.md §4), elsewhere the digits noise family."""
     if tier != "cpu-full":
         return noise_requests(tier, complexity=False)
-    from robmem.bridge.claims.at_small import landscape_spec, seeds_of
-
-    out = []
-    for n in B1_MNIST1D_N:
-        for q in B1_MNIST1D_NOISE:
-            fam, cfg = _b1_mnist1d_family(tier, n, q)
-            out += requests_for(
-                fam, cfg, seeds_of(tier, "mnist1d"), landscape=landscape_spec(tier, cfg)
-            )
-    return out
+    seeds = seeds_of(tier, "mnist1d")
+    return [
+        request
+        for _, fam, cfg in _b1_mnist1d_runs(tier)
+        for request in requests_for(fam, cfg, seeds, landscape=landscape_spec(tier, cfg))
+    ]
 
 
 def _b1_models(ctx: ClaimContext) -> tuple[list[tuple[str, RunRecord]], str, tuple[int, ...]]:
@@ -431,15 +433,13 @@ def _b1_models(ctx: ClaimContext) -> tuple[list[tuple[str, RunRecord]], str, tup
             "digits, label noise varied",
             (_seeds(ctx.tier)),
         )
-    from robmem.bridge.claims.at_small import seeds_of
-
     seeds = seeds_of(ctx.tier, "mnist1d")
-    out = []
-    for n in B1_MNIST1D_N:
-        for q in B1_MNIST1D_NOISE:
-            fam, _ = _b1_mnist1d_family(ctx.tier, n, q)
-            out += [(f"N={n}, noise {q:g}", r) for r in ctx.records.family(fam, seeds)]
-    return out, "MNIST-1D, N and label noise varied", seeds
+    models = [
+        (label, r)
+        for label, fam, _ in _b1_mnist1d_runs(ctx.tier)
+        for r in ctx.records.family(fam, seeds)
+    ]
+    return models, "MNIST-1D, N and label noise varied", seeds
 
 
 def evaluate_b1(ctx: ClaimContext) -> ClaimResult:

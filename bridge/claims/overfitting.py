@@ -20,8 +20,11 @@ from typing import Any
 from robmem.bridge.claims.common import (
     CPU_THREADS,
     GPU_REASON_DATA,
+    GPU_RUN,
     PAIRED_SEEDS,
+    above_chance,
     empirical_result,
+    epoch_series,
     setup_for,
     tier_notes,
 )
@@ -87,7 +90,7 @@ def _family(method: str, noise: float) -> str:
 
 
 def e6_config(tier: str, method: str, noise: float = 0.0) -> Any:
-    from robmem.empirics.config import TrainConfig
+    from robmem.empirics.config import TrainConfig, preset
     from robmem.empirics.data import model_normalization
 
     if tier == "smoke":
@@ -112,14 +115,9 @@ def e6_config(tier: str, method: str, noise: float = 0.0) -> Any:
         )  # fmt: skip
     # gpu ([R20] / [P2] train_te.py): PreActResNet-18, 200 epochs, multistep [100, 150], TE
     # start 90 / end 150 / weight 300, crop+flip, wd 5e-4.
-    return TrainConfig(
-        dataset="cifar10", download=True, model="preactresnet18", method=method,
-        epsilon=8 / 255, attack_steps=10, attack_step_size=2 / 255, eval_attack_steps=10,
-        epochs=200, batch_size=128, lr=0.1, schedule="multistep", milestones=[100, 150],
-        weight_decay=5e-4, augment=True, te_alpha=0.9, te_start_epoch=90, te_end_epoch=150,
-        te_weight=300.0, eval_train_size=10000, device="auto", precision="bf16", seed=0,
-        label_noise=noise,
-    )  # fmt: skip
+    return preset(
+        "dong-cifar10-pgd-te", model="preactresnet18", method=method, label_noise=noise, **GPU_RUN
+    )
 
 
 def _fit_spec(tier: str, config: Any) -> FitSpec:
@@ -149,10 +147,9 @@ def e6_estimates(
     pgd: Sequence[RunRecord], te: Sequence[RunRecord], num_classes: int = 10
 ) -> dict[str, Estimate]:
     """E6's statistics, paired by seed (the same seed order in both lists)."""
-    chance = 100.0 / num_classes
     return {
-        "pgd_best_robust_test_above_chance_pts": mean_ci(
-            [100.0 * float(r.best().test_robust_acc) - chance for r in pgd]
+        "pgd_best_robust_test_above_chance_pts": above_chance(
+            [r.best().test_robust_acc for r in pgd], num_classes
         ),
         "pgd_best_minus_final_pts": mean_ci([_drop_pts(r) for r in pgd]),
         "te_final_minus_pgd_final_pts": paired_difference(
@@ -221,18 +218,13 @@ def mechanism_estimates(
 
 
 def _curves(
-    cells: Sequence[tuple[float, Sequence[RunRecord], Sequence[RunRecord]]], key: str, pct: bool
+    cells: Sequence[tuple[float, Sequence[RunRecord], Sequence[RunRecord]]], key: str, scale: float
 ) -> dict[str, tuple[list[int], list[list[float]]]]:
-    series = {}
-    for noise, pgd, te in cells:
-        for label, recs in (("PGD-AT", pgd), ("PGD-AT + TE", te)):
-            rows = [[r for r in rec.rows if getattr(r, key) is not None] for rec in recs]
-            scale = 100.0 if pct else 1.0
-            series[f"{label}, noise {noise:g}"] = (
-                [r.epoch for r in rows[0]],
-                [[scale * getattr(r, key) for r in rr] for rr in rows],
-            )
-    return series
+    return {
+        f"{label}, noise {noise:g}": epoch_series(recs, key, scale)
+        for noise, pgd, te in cells
+        for label, recs in (("PGD-AT", pgd), ("PGD-AT + TE", te))
+    }
 
 
 def evaluate_e6(ctx: ClaimContext) -> ClaimResult:
@@ -246,13 +238,13 @@ def evaluate_e6(ctx: ClaimContext) -> ClaimResult:
     setup = setup_for(cfg, ctx.tier, seeds=seeds)
     figs = [
         plot_curves_ci(
-            _curves(cells, "test_robust_acc", True), ctx.figures_dir, "e6_best_vs_final.png",
+            _curves(cells, "test_robust_acc", 100.0), ctx.figures_dir, "e6_best_vs_final.png",
             setup, title_text="E6 ([R20], [P2]): robust (PGD) test accuracy every epoch with "
             "and without temporal ensembling, per label-noise cell; dashed lines: lr decays.",
             ylabel="robust test accuracy (%)", vlines=cfg["milestones"],
         ),
         plot_curves_ci(
-            _curves(cells, "test_robust_loss", False), ctx.figures_dir, "e6_robust_loss.png",
+            _curves(cells, "test_robust_loss", 1.0), ctx.figures_dir, "e6_robust_loss.png",
             setup, title_text="E6 ([R20], [P2]): robust (PGD) test cross-entropy every epoch, "
             "per label-noise cell; dashed lines: lr decays.",
             ylabel="robust test loss (nats)", vlines=cfg["milestones"],

@@ -22,8 +22,11 @@ from typing import Any
 from robmem.bridge.claims.common import (
     CPU_THREADS,
     GPU_REASON_DATA,
+    GPU_RUN,
     PAIRED_SEEDS,
+    above_chance,
     empirical_result,
+    epoch_series,
     p2_optimizer,
     pts,
     setup_for,
@@ -73,8 +76,18 @@ class Cell:
         return f"{self.dataset}{self.n_train}-{'bn' if self.batch_norm else 'nobn'}"
 
     @property
+    def row(self) -> str:
+        """Row of the phase-diagram figure (data set and N)."""
+        return f"{self.dataset} N={self.n_train}"
+
+    @property
+    def column(self) -> str:
+        """Column of the phase-diagram figure (BatchNorm)."""
+        return "BN" if self.batch_norm else "no BN"
+
+    @property
     def label(self) -> str:
-        return f"{self.dataset} N={self.n_train}, {'BN' if self.batch_norm else 'no BN'}"
+        return f"{self.row}, {self.column}"
 
 
 #: Phase-diagram cells per tier (None: the single digits N = 200 cell of the original E3).
@@ -116,7 +129,7 @@ CELL_MAJORITY: float = 2.0 / 3.0
 def rl_config(tier: str, method: str, beta: float = TRADES_BETA, cell: Cell | None = None) -> Any:
     """Random-label run at ``tier`` for ``method`` ∈ {pgd, trades} (seed 0), in ``cell`` of
     the phase diagram when given."""
-    from robmem.empirics.config import TrainConfig
+    from robmem.empirics.config import TrainConfig, preset
     from robmem.empirics.data import model_normalization
 
     eps = EPS_MNIST
@@ -152,13 +165,9 @@ def rl_config(tier: str, method: str, beta: float = TRADES_BETA, cell: Cell | No
         )  # fmt: skip
     # gpu: [P2] train.py README: WRN-28-10, PGD-10 8/255, wd 0, no augmentation, 300 epochs,
     # SGD lr 0.1 decayed ×0.1 at 100 and 200 (phase cells vary N; WRN has BN)
-    return TrainConfig(
-        dataset="cifar10", download=True, model="wrn", model_kwargs={"depth": 28, "widen": 10},
-        n_train=cell.n_train if cell is not None else None,
-        label_noise=1.0, method=method, trades_beta=beta, epsilon=8 / 255, attack_steps=10,
-        attack_step_size=2 / 255, epochs=300, batch_size=128, optimizer="sgd", lr=0.1,
-        schedule="multistep", milestones=[100, 200], weight_decay=0.0, eval_every=10,
-        eval_train_size=10000, device="auto", precision="bf16", seed=0,
+    return preset(
+        "dong-cifar10-random-labels", n_train=cell.n_train if cell is not None else None,
+        method=method, trades_beta=beta, eval_every=10, **GPU_RUN,
     )  # fmt: skip
 
 
@@ -211,10 +220,8 @@ def _records(
 def e3_estimates(
     pgd: Sequence[RunRecord], trades: Sequence[RunRecord], num_classes: int = 10
 ) -> dict[str, Estimate]:
-    chance = 100.0 / num_classes
-
     def above(values: Sequence[float | None]) -> Estimate:
-        return mean_ci([100.0 * float(v) - chance for v in values])
+        return above_chance(values, num_classes)
 
     return {
         "pgd_robust_train_above_chance_pts": above([r.final.train_robust_acc for r in pgd]),
@@ -225,12 +232,6 @@ def e3_estimates(
     }
 
 
-def _acc_series(recs: Sequence[RunRecord], key: str) -> tuple[list[int], list[list[float]]]:
-    rows = [[r for r in rec.rows if getattr(r, key) is not None] for rec in recs]
-    xs = [r.epoch for r in rows[0]]
-    return xs, [[100.0 * getattr(r, key) for r in rr] for rr in rows]
-
-
 def evaluate_e3(ctx: ClaimContext) -> ClaimResult:
     if PHASE_CELLS[ctx.tier] is not None:
         return _evaluate_phase(ctx, "E3")
@@ -238,9 +239,9 @@ def evaluate_e3(ctx: ClaimContext) -> ClaimResult:
     est = e3_estimates(recs[PGD], recs[TR6])
     series = {}
     for label, rr in recs.items():
-        series[f"{label}: robust train (random labels)"] = _acc_series(rr, "train_robust_acc")
-        series[f"{label}: clean train (random labels)"] = _acc_series(rr, "train_clean_acc")
-        series[f"{label}: clean test (true labels)"] = _acc_series(rr, "test_clean_acc")
+        series[f"{label}: robust train (random labels)"] = epoch_series(rr, "train_robust_acc")
+        series[f"{label}: clean train (random labels)"] = epoch_series(rr, "train_clean_acc")
+        series[f"{label}: clean test (true labels)"] = epoch_series(rr, "test_clean_acc")
     cfg = recs[PGD][0].config
     fig = plot_curves_ci(
         series, ctx.figures_dir, "e3_random_labels.png",
@@ -277,10 +278,9 @@ def e4_estimates(
         k = max(1, math.ceil(E4_LAST_FRACTION * len(g)))
         return sum(g[-k:]) / k
 
-    chance = 100.0 / num_classes
     return {
-        "trades_robust_train_above_chance_pts": mean_ci(
-            [100.0 * r.final.train_robust_acc - chance for r in tr6]
+        "trades_robust_train_above_chance_pts": above_chance(
+            [r.final.train_robust_acc for r in tr6], num_classes
         ),
         "log10_grad_sq_ratio": mean_ci(
             [math.log10(tail(a) / tail(b)) for a, b in zip(tr6, pgd, strict=True)]
@@ -397,17 +397,13 @@ def _evaluate_phase(ctx: ClaimContext, claim: str) -> ClaimResult:
             f"TR6 fails {outcomes['trades6_fails_share']:.0%}"
             + (f"\nTR1 fails {outcomes['trades1_fails_share']:.0%}" if claim == "E4" else "")
         )
-    verdict = phase_verdict(list(verdicts.values()))
-    if ctx.tier == "smoke":
-        verdict = PIPELINE_CHECKED
+    verdict = PIPELINE_CHECKED if ctx.tier == "smoke" else phase_verdict(list(verdicts.values()))
     rows = sorted({(c.dataset, c.n_train) for c in cells}, key=lambda t: (t[0] != "digits", t[1]))
     first = _records(ctx, (PGD,), cells[0])[PGD][0].config
     fig = plot_phase_diagram(
         [f"{ds} N={n}" for ds, n in rows], ["no BN", "BN"],
-        {(f"{c.dataset} N={c.n_train}", "BN" if c.batch_norm else "no BN"): v
-         for c, v in verdicts.items()},
-        {(f"{c.dataset} N={c.n_train}", "BN" if c.batch_norm else "no BN"): t
-         for c, t in notes_by_cell.items()},
+        {(c.row, c.column): v for c, v in verdicts.items()},
+        {(c.row, c.column): t for c, t in notes_by_cell.items()},
         ctx.figures_dir, f"{claim.lower()}_phase_diagram.png",
         setup_for(first, ctx.tier, data="; ".join(f"{ds} N={n}" for ds, n in rows)
                   + ", fully random labels", seeds=PHASE_SEEDS[ctx.tier]),
@@ -420,8 +416,7 @@ def _evaluate_phase(ctx: ClaimContext, claim: str) -> ClaimResult:
         by_verdict.setdefault(v, []).append(c.label)
     trend = "; ".join(
         f"N={n} ({ds}): " + ", ".join(
-            f"{'BN' if c.batch_norm else 'no BN'} {verdicts[c]}"
-            for c in cells if (c.dataset, c.n_train) == (ds, n)
+            f"{c.column} {verdicts[c]}" for c in cells if (c.dataset, c.n_train) == (ds, n)
         )
         for ds, n in rows
     )  # fmt: skip
@@ -444,9 +439,7 @@ def _evaluate_phase(ctx: ClaimContext, claim: str) -> ClaimResult:
             f"{PROBE_DIRECTIONS} random directions, at the final model; [P2]'s theorem was not "
             "retrievable (SPEC E4)."
         )
-    return ClaimResult(
-        verdict, summary, estimates, {}, [fig], table, notes, readings,
-    )  # fmt: skip
+    return ClaimResult(verdict, summary, estimates, {}, [fig], table, notes, readings)
 
 
 def _tiers(extra: str = "") -> dict[str, TierPlan]:

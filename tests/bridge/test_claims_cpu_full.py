@@ -324,31 +324,30 @@ def _b1(flat: Callable[[float, int], tuple[float, float]]) -> Records:
     recs = Records()
     i = 0
     eps = at_small.ref_eps("mnist1d")
-    for n in noise_rates.B1_MNIST1D_N:
-        for q in noise_rates.B1_MNIST1D_NOISE:
-            fam, _ = noise_rates._b1_mnist1d_family(TIER, n, q)
-            for s in at_small.MNIST1D_SEEDS:
-                gap = 0.5 + 2.0 * q + 500.0 / n + 0.1 * s
-                g_tr, g_te = flat(gap, i)
-                cfg = _config(seed=s, dataset="mnist1d", epsilon=eps)
-                land = {60: {
-                    "train": LandscapeCurve((0.0, eps), (g_tr, g_tr), (0.0, eps * g_tr), 400),
-                    "test": LandscapeCurve((0.0, eps), (g_te, g_te), (0.0, eps * g_te), 400),
-                }}  # fmt: skip
-                rows = [
-                    _row(
-                        60,
-                        rt=1.0,
-                        rte=0.3,
-                        ct=1.0,
-                        cte=0.6,
-                        train_robust_loss=0.1,
-                        test_robust_loss=0.1 + gap,
-                        test_clean_loss=1.0 + (7 * i) % 5,
-                    )
-                ]
-                recs.add(_rec(fam, s, rows, config=cfg, landscape=land))  # fmt: skip
-                i += 1
+    for _, fam, run_config in noise_rates._b1_mnist1d_runs(TIER):
+        n, q = run_config.n_train, run_config.label_noise
+        for s in at_small.MNIST1D_SEEDS:
+            gap = 0.5 + 2.0 * q + 500.0 / n + 0.1 * s
+            g_tr, g_te = flat(gap, i)
+            cfg = _config(seed=s, dataset="mnist1d", epsilon=eps)
+            land = {60: {
+                "train": LandscapeCurve((0.0, eps), (g_tr, g_tr), (0.0, eps * g_tr), 400),
+                "test": LandscapeCurve((0.0, eps), (g_te, g_te), (0.0, eps * g_te), 400),
+            }}  # fmt: skip
+            rows = [
+                _row(
+                    60,
+                    rt=1.0,
+                    rte=0.3,
+                    ct=1.0,
+                    cte=0.6,
+                    train_robust_loss=0.1,
+                    test_robust_loss=0.1 + gap,
+                    test_clean_loss=1.0 + (7 * i) % 5,
+                )
+            ]
+            recs.add(_rec(fam, s, rows, config=cfg, landscape=land))  # fmt: skip
+            i += 1
     return recs
 
 

@@ -119,7 +119,8 @@ class RunCache:
         """Return the cached result of ``(name, config)`` or run ``fn(run_dir)`` and store it.
 
         ``fn`` receives the (existing) run folder, may write files there, and returns a
-        JSON-serializable dict.
+        JSON-serializable dict. The result returned is the stored JSON read back, so a fresh
+        run and a later cache hit return equal dicts with the same key order.
         """
         config = dict(config)
         folder = self.run_dir(name, config)
@@ -133,8 +134,8 @@ class RunCache:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / RESULT_FILE).unlink(missing_ok=True)
         _atomic_write_text(folder / CONFIG_FILE, json.dumps(config, sort_keys=True, indent=1))
-        result = fn(folder)
-        _atomic_write_text(
-            folder / RESULT_FILE, json.dumps(result, sort_keys=True, indent=1, allow_nan=True)
-        )
-        return result
+        text = json.dumps(fn(folder), sort_keys=True, indent=1, allow_nan=True)
+        _atomic_write_text(folder / RESULT_FILE, text)
+        # What a later cache hit reads back (sorted keys, lists for tuples): a report built from
+        # a fresh run then equals one re-rendered from the cache, down to the column order.
+        return json.loads(text)

@@ -71,3 +71,14 @@ def test_hash_and_bad_inputs(tmp_path) -> None:
 def test_env_default(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("ROBMEM_CACHE", str(tmp_path / "c"))
     assert RunCache().root == tmp_path / "c"
+
+
+def test_fresh_result_equals_the_later_cache_hit_in_value_and_key_order(tmp_path) -> None:
+    # A report rendered from fresh runs must equal one re-rendered from the cache: the fresh
+    # return value is the stored JSON read back (key order and tuple -> list as on a hit).
+    cache = RunCache(tmp_path)
+    fresh = cache.get_or_run("m", {"a": 1}, lambda _: {"zeta": (1, 2), "alpha": {"y": 1, "x": 2}})
+    hit = cache.get_or_run("m", {"a": 1}, lambda _: pytest.fail("must be a cache hit"))
+    assert fresh == hit == {"alpha": {"x": 2, "y": 1}, "zeta": [1, 2]}
+    assert json.dumps(fresh) == json.dumps(hit)
+    assert list(fresh) == ["alpha", "zeta"] and list(fresh["alpha"]) == ["x", "y"]

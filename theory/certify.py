@@ -270,7 +270,8 @@ def certify_construction(
         via_gate = (clean_m - k * m_scale * eps) * factor - eps
         via_gate = via_gate - slop * ((np.abs(clean_m) + k * m_scale * eps) * factor + eps)
         gate_ok = clean_m > 0
-        bound = np.where(gate_ok, np.maximum(bound - slop * magnitude, via_gate), bound)
+        bound = bound - slop * magnitude
+        bound = np.where(gate_ok, np.maximum(bound, via_gate), bound)
     else:
         bound = bound - slop * magnitude
     if net.relu_count * n <= FORWARD_ALL_BUDGET:

@@ -28,11 +28,13 @@ from robmem.theory.construction import build_construction
 from robmem.theory.gadgets import trapezoid
 from robmem.theory.intervals import (
     UNIT_ROUNDOFF,
+    clean_margin_lower,
     forward_error_bound,
     ibp_margin_lower,
     interval_bounds,
     margin_error_bound,
 )
+from robmem.theory.milp import MILP_MARGIN_TOLERANCE, milp_min_margin
 from robmem.theory.network import ReLUNetwork
 
 
@@ -314,3 +316,212 @@ def test_generic_certificate_is_below_the_exact_and_the_float_margin(monkeypatch
     else:
         assert over_exact == 0 and over_float == 0
         assert res.n_certified == 40  # and not vacuous
+
+
+# ----------------------------------------------------------------------- how the bounds compose
+def test_generic_margin_lower_subtracts_the_forward_error_bound():
+    """certify_network's documented composition: margin_lower ≤ ibp_margin_lower −
+    margin_error_bound (IBP-certified balls) and ≤ MILP value − margin_error_bound −
+    MILP_MARGIN_TOLERANCE (MILP balls). On the K = 2^40 net IBP's own allowance happens to
+    cover the forward pass's observed error, so only this checks that the forward error
+    bound is subtracted (and not added)."""
+    k_scale = 2.0**40
+    b1, b2 = 0.1, 0.1 + 3e-7
+    net = ReLUNetwork(
+        [np.array([[1.0], [1.0]]), np.array([[k_scale, -k_scale]])],
+        [np.array([b1, b2]), np.array([k_scale * (b2 - b1) + 1e-2])],
+    )
+    pts = np.random.default_rng(2).uniform(0.3, 0.9, size=(10, 1))
+    labels = np.ones(10, dtype=int)
+    res = certify_network(net, pts, labels, 0.0, "inf", use_milp=False)
+    err = margin_error_bound(net, pts, pts, labels, True)
+    ibp = ibp_margin_lower(net, pts, pts, labels, True)
+    assert err.min() > 1e-4  # the subtraction matters at this scale
+    np.testing.assert_array_less(res.margin_lower, ibp - err + 1e-12 * np.abs(ibp))
+    # the MILP path: a dip f = |x − 0.55| − 0.01 + 0.02 scaled by 2^30, IBP-loose on the box
+    scale = 2.0**30
+    dip = ReLUNetwork(
+        [np.array([[1.0], [1.0]]), np.array([[2.0 * scale, -scale]])],
+        [np.array([-0.55, 0.0]), np.array([scale * (0.55 + 0.01)])],
+    )
+    p, lo, hi = np.array([[0.5]]), np.array([[0.4]]), np.array([[0.6]])
+    res = certify_network(dip, p, np.array([1]), 0.1, "inf")
+    assert res.method[0] == "milp"
+    value, _, _ = milp_min_margin(dip, lo[0], hi[0], 1, True)
+    err = margin_error_bound(dip, lo, hi, np.array([1]), True)[0]
+    assert err > 1e-9
+    assert res.margin_lower[0] <= (value - err) - MILP_MARGIN_TOLERANCE
+
+
+def test_structural_margin_lower_subtracts_the_forward_error_bound(monkeypatch):
+    """certify_construction's composition: margin_lower = (structural bound) −
+    margin_error_bound over each ball's box, on the steep constructions (where that bound
+    is ~1e-6 while the structural bound's own outward rounding covers the deficits the
+    grids find: only this checks the subtraction). Also with the MILP fallback."""
+    for x, y, delta in _steep_constructions()[:3]:
+        model = build_construction(x, y, delta)
+        with_err = certify(model, x, y, delta)
+        lo, hi = np.clip(x - delta, 0, 1), np.clip(x + delta, 0, 1)
+        err = margin_error_bound(model.network(), lo, hi, (y == 1).astype(int), True)
+        assert err.min() > 1e-8
+        with monkeypatch.context() as m:
+            m.setattr(
+                certify_module, "margin_error_bound", lambda net, lo, hi, yy, b: np.zeros(len(yy))
+            )
+            without = certify(model, x, y, delta)
+        np.testing.assert_allclose(with_err.margin_lower, without.margin_lower - err, rtol=0,
+                                   atol=1e-12)  # fmt: skip
+        # above FORWARD_ALL_BUDGET the bound is taken once over the hull of the boxes
+        with monkeypatch.context() as m:
+            m.setattr(certify_module, "FORWARD_ALL_BUDGET", 0)
+            hull = certify(model, x, y, delta)
+        e_hull = margin_error_bound(
+            model.network(), lo.min(axis=0), hi.max(axis=0), (y == 1).astype(int), True
+        )
+        assert np.all(e_hull >= err)
+        np.testing.assert_allclose(hull.margin_lower, without.margin_lower - e_hull, rtol=0,
+                                   atol=1e-12)  # fmt: skip
+
+
+# ----------------------------------------------------------------------- allowances, one by one
+def _exact_sum_case():
+    """x = (1, 2^-54 ×8): every float64 partial sum 1 ± 2^-54 rounds back to 1 (ties to
+    even), so the float result is 1 while the exact one is 1 ± 2^-51: off by 4 ulps."""
+    x = np.array([[1.0] + [2.0**-54] * 8])
+    return x, Fraction(1) + 8 * Fraction(2) ** -54, Fraction(1) - 8 * Fraction(2) ** -54
+
+
+def test_widening_covers_sums_that_are_off_by_several_ulps():
+    """Output and hidden (keep_hidden) IBP bounds contain the exact values although the
+    float sums are 4 ulps off (one ulp of outward rounding alone would not do); a
+    bias-only row is computed exactly and is widened by exactly one ulp."""
+    x, plus, minus = _exact_sum_case()
+    rows = np.array([[1.0] * 9, [1.0] + [-1.0] * 8, [0.0] * 9])
+    bias = np.array([0.0, 0.0, 0.3])
+    flat = ReLUNetwork([rows], [bias])
+    lo, hi = interval_bounds(flat, x, x)
+    assert Fraction(float(hi[0, 0])) >= plus and Fraction(float(lo[0, 1])) <= minus
+    assert lo[0, 2] == np.nextafter(0.3, -np.inf) and hi[0, 2] == np.nextafter(0.3, np.inf)
+    deep = ReLUNetwork([rows, np.eye(3)], [bias, np.zeros(3)])
+    *_, pre = interval_bounds(deep, x, x, keep_hidden=True)
+    ((p_lo, p_hi),) = pre
+    assert Fraction(float(p_hi[0, 0])) >= plus and Fraction(float(p_lo[0, 1])) <= minus
+    assert Fraction(float(p_lo[0, 0])) <= plus and Fraction(float(p_hi[0, 1])) >= minus
+    # a bias-only row is exact in the forward pass too: no error
+    assert forward_error_bound(flat, x, x)[0, 2] == 0.0
+
+
+def test_widening_covers_a_one_term_row_that_cancels():
+    """w·x + b with x = w = 1 + 2^-52 and b = −(1 + 2^-51): the product's rounding (2^-104)
+    is all that is left, and float64 gives 0. One-term rows need their ε too (one ulp of
+    the result, 5e-324, is far too little); as output and as hidden pre-activation, both
+    signs."""
+    x = np.array([[1.0 + 2.0**-52]])
+    w = np.array([[1.0 + 2.0**-52], [-(1.0 + 2.0**-52)]])
+    b = np.array([-(1.0 + 2.0**-51), 1.0 + 2.0**-51])
+    flat = ReLUNetwork([w], [b])
+    exact = exact_forward(flat, x[0])
+    assert exact == [Fraction(2) ** -104, -(Fraction(2) ** -104)]
+    assert np.all(flat.forward(x) == 0.0)
+    lo, hi = interval_bounds(flat, x, x)
+    deep = ReLUNetwork([w, np.eye(2)], [b, np.zeros(2)])
+    *_, ((p_lo, p_hi),) = interval_bounds(deep, x, x, keep_hidden=True)
+    for low, high in ((lo, hi), (p_lo, p_hi)):
+        for c in range(2):
+            assert Fraction(float(low[0, c])) <= exact[c] <= Fraction(float(high[0, c]))
+    err = forward_error_bound(flat, x, x)[0]
+    assert all(Fraction(float(err[c])) >= abs(exact[c]) for c in range(2))
+
+
+def test_multiclass_ibp_slack_covers_large_magnitudes_and_the_other_bias():
+    """Multi-class IBP margins whose float sums are off by far more than an ulp of the
+    result: (a) h = (2^20, 2^-34 ×8) (exact margin 2^20 − 2^-31, float 2^20): the slack
+    must scale with |v|·m; (b) the other class's bias b_c = −2^60 and f_y = −0.75 (exact
+    margin 2^60 − 0.75, float 2^60): the slack must include |b_c|."""
+    h = np.array([[2.0**20] + [2.0**-34] * 8])
+    w = np.vstack([np.array([1.0] + [-1.0] * 8), np.zeros(9)])
+    net = ReLUNetwork([w], [np.zeros(2)])
+    exact = exact_margin(exact_forward(net, h[0]), 0, False)
+    assert exact == 2**20 - 8 * Fraction(2) ** -34
+    got = ibp_margin_lower(net, h, h, np.array([0]), False)[0]
+    assert Fraction(float(got)) <= exact
+    net = ReLUNetwork([np.array([[-0.75], [0.0]])], [np.array([0.0, -(2.0**60)])])
+    one = np.array([[1.0]])
+    exact = exact_margin(exact_forward(net, one[0]), 0, False)
+    assert exact == 2**60 - Fraction(3, 4)
+    got = ibp_margin_lower(net, one, one, np.array([0]), False)[0]
+    assert Fraction(float(got)) <= exact
+
+
+def test_margin_error_bound_of_one_box_for_different_labels():
+    """One box serving several labels: each label's bound is its own logit's error plus the
+    largest other one, the same as with one box per label."""
+    net = ReLUNetwork([np.array([[1e8, 0.0], [0.0, 1.0], [0.0, 1e4]])], [np.array([0.1, 0.2, 0.3])])
+    lo, hi = np.array([[0.3, 0.3]]), np.array([[0.7, 0.7]])
+    e = forward_error_bound(net, lo, hi)[0]
+    for labels in (np.array([0, 1, 2, 1]), np.array([1, 2]), np.array([2, 0])):
+        n = labels.size
+        one = margin_error_bound(net, lo, hi, labels, False)
+        many = margin_error_bound(net, np.repeat(lo, n, 0), np.repeat(hi, n, 0), labels, False)
+        np.testing.assert_array_equal(one, many)
+        for k, label in enumerate(labels):
+            own, others = e[label], np.delete(e, label).max()
+            assert own + others <= one[k] <= (own + others) * (1 + 1e-15)
+
+
+def test_linear_l2_clean_margin_allows_for_the_norm_rounding():
+    """ℓ2 clean margin of f(x) = w·x at x = 0, radius δ: exactly −δ‖w‖ (irrational: compared
+    through squares with Fractions). The float64 value −fl(δ·fl(‖w‖)) is above it in some
+    draws; the allowance must cover the δ‖w‖ term."""
+    rng = np.random.default_rng(17)
+    above = 0
+    for _ in range(200):
+        w = rng.normal(size=(1, 3)) * 10.0 ** rng.uniform(-3, 3)
+        delta = float(rng.uniform(0.01, 1.0))
+        net = ReLUNetwork([w], [np.zeros(1)])
+        got = clean_margin_lower(net, np.zeros((1, 3)), np.array([1]), delta, "2", True, None)[0]
+        norm_sq = sum(Fraction(float(v)) ** 2 for v in w[0])
+        # got ≤ −δ‖w‖  ⟺  (got/δ)² ≥ ‖w‖² (got < 0)
+        assert got < 0 and (Fraction(float(got)) / Fraction(delta)) ** 2 >= norm_sq
+        plain = -delta * np.linalg.norm(w[0])
+        above += (Fraction(float(plain)) / Fraction(delta)) ** 2 < norm_sq
+    assert above >= 1  # the plain float value is not a bound in some draws
+
+
+def test_empty_small_margin_set_subtracts_the_forward_error_bound():
+    """With no centres f̂ = f_clean: certify_construction's margin_lower is at most the
+    exact clean margin bound less the forward error bound (f = 2^40·(x − 0.2), so that
+    bound is ~3e-4 and matters)."""
+    k_scale = 2.0**40
+    clean = ReLUNetwork([np.array([[k_scale]])], [np.array([-0.2 * k_scale])])
+    x, y = np.array([[0.3], [0.6], [0.9]]), np.array([1, 1, 1])
+    model = build_construction(x, y, 0.01, clean=clean, subset="small-margin")
+    assert model.n_centres == 0
+    res = certify(model, x, y, 0.01)
+    lo, hi = np.clip(x - 0.01, 0, 1), np.clip(x + 0.01, 0, 1)
+    err = margin_error_bound(clean, lo, hi, y, True)
+    bound = clean_margin_lower(clean, x, y, 0.01, "inf", True, (0.0, 1.0))
+    assert err.min() > 1e-4 and res.certified_fraction == 1.0
+    assert np.all(res.margin_lower <= bound - err)  # the same float64 operations
+
+
+@pytest.mark.parametrize("gate", [False, True], ids=["no-gate", "gate"])
+def test_structural_bound_alone_is_below_an_exact_margin(monkeypatch, gate):
+    """Dyadic instance (x = ¼ (+1), ¾ (−1), δ = ⅛: α = ⅛, β = ⅜, every number exact):
+    the exact network's margin at the ball point 0.375 is exactly 1 (own bump at r = α,
+    the other at r = β; with the gate around f = ½ − x, M = 1, both gate units are 0
+    there), and float64 computes it exactly. With the forward error bound removed, the
+    structural bound's own allowances (outward ulps, γ_{N+20} of its magnitudes) must keep
+    it ≤ 1; it is 1 up to ~1e-14."""
+    monkeypatch.setattr(
+        certify_module, "margin_error_bound", lambda net, lo, hi, yy, b: np.zeros(len(yy))
+    )
+    x, y = np.array([[0.25], [0.75]]), np.array([1, -1])
+    clean = ReLUNetwork([np.array([[-1.0]])], [np.array([0.5])]) if gate else None
+    model = build_construction(x, y, 0.125, clean=clean)
+    assert model.bump.alpha[0] == 0.125 and model.bump.beta[0] == 0.375
+    assert not gate or model.gate.scale == 1.0
+    assert np_margin(model, np.array([[0.375]]), 1)[0] == 1.0
+    res = certify(model, x, y, 0.125)
+    assert res.status == [Status.CERTIFIED] * 2
+    assert np.all(res.margin_lower <= 1.0) and np.all(res.margin_lower > 1 - 1e-14)

@@ -5,12 +5,11 @@ examples with their one-hot labels after the first learning-rate decay. To see t
 at chosen epochs, each training example's robust loss (cross-entropy at a PGD point) and whether
 it is robustly classified, and derive
 
-* the **first epoch fitted**: the first recorded epoch at which the example is robustly
-  classified;
-* the **stably fitted epoch**: the first recorded epoch from which it stays robustly classified
-  at every later record (``-1`` if it is not robustly classified at the last record);
-* the **late-fitted set**: examples whose stable-fit epoch is at or after a given epoch (e.g.
-  the first lr decay), the candidates for memorized hard examples.
+* the **stably fitted epoch** (:func:`stably_fitted_epoch`): the first recorded epoch from
+  which it stays robustly classified at every later record (``-1`` if it is not robustly
+  classified at the last record);
+* the **late-fitted set**: examples whose stable-fit epoch is after a given epoch (e.g. the
+  first lr decay), the candidates for memorized hard examples.
 
 Everything here is bookkeeping over numbers the attack produces; the attack itself is passed in
 (any ``attack(model, x, y) -> x_adv``, e.g. :class:`robmem.empirics.attacks.PGD`).
@@ -88,102 +87,31 @@ def per_example_robust_loss(
     return np.concatenate(losses).astype(float), np.concatenate(corrects).astype(bool)
 
 
-class RobustFitTracker:
-    """Records per-example robust loss and correctness over epochs ([P2], SPEC E6).
+def stably_fitted_epoch(epochs: Sequence[int], correct: Any) -> np.ndarray:
+    """Per example, the first recorded epoch from which it stays robustly classified at every
+    later record; ``NEVER`` if it is not robustly classified at the last record ([P2], SPEC E6).
 
     Parameters
     ----------
-    n_examples : int
-        Size of the tracked training set; every record must have this length.
+    epochs : sequence of int
+        The recorded epochs, strictly increasing.
+    correct : array of bool (or 0/1), shape (len(epochs), n_examples)
+        Robust correctness of every example at every record.
     """
-
-    def __init__(self, n_examples: int) -> None:
-        if isinstance(n_examples, bool) or int(n_examples) < 1:
-            raise ValueError(f"n_examples must be an integer >= 1, got {n_examples!r}")
-        self.n_examples = int(n_examples)
-        self.epochs: list[int] = []
-        self._loss: list[np.ndarray] = []
-        self._correct: list[np.ndarray] = []
-
-    def record(self, epoch: int, loss: np.ndarray, correct: np.ndarray) -> None:
-        """Add one epoch's per-example robust loss and correctness (epochs strictly increase)."""
-        loss = np.asarray(loss, dtype=float)
-        correct = np.asarray(correct, dtype=bool)
-        if loss.shape != (self.n_examples,) or correct.shape != (self.n_examples,):
-            raise ValueError(
-                f"loss and correct must have shape ({self.n_examples},), "
-                f"got {loss.shape} and {correct.shape}"
-            )
-        if self.epochs and int(epoch) <= self.epochs[-1]:
-            raise ValueError(f"epoch must exceed the last recorded epoch {self.epochs[-1]}")
-        self.epochs.append(int(epoch))
-        self._loss.append(loss)
-        self._correct.append(correct)
-
-    @property
-    def loss(self) -> np.ndarray:
-        """Robust loss, shape (n_records, n_examples)."""
-        return np.stack(self._loss) if self._loss else np.zeros((0, self.n_examples))
-
-    @property
-    def correct(self) -> np.ndarray:
-        """Robust correctness, shape (n_records, n_examples)."""
-        if not self._correct:
-            return np.zeros((0, self.n_examples), dtype=bool)
-        return np.stack(self._correct)
-
-    def _first_epoch(self, flags: np.ndarray) -> np.ndarray:
-        """Per example, the first recorded epoch at which ``flags`` holds; ``NEVER`` if none."""
-        out = np.full(self.n_examples, NEVER, dtype=int)
-        if flags.shape[0] == 0:
-            return out
-        hit = flags.any(axis=0)
-        out[hit] = np.asarray(self.epochs)[flags.argmax(axis=0)[hit]]
-        return out
-
-    def first_fitted_epoch(self) -> np.ndarray:
-        """First recorded epoch with the example robustly classified; ``NEVER`` if none."""
-        return self._first_epoch(self.correct)
-
-    def stably_fitted_epoch(self) -> np.ndarray:
-        """First recorded epoch from which the example stays robustly classified; else ``NEVER``."""
-        # suffix-AND: stays[k] = all(correct[k:])
-        stays = np.logical_and.accumulate(self.correct[::-1], axis=0)[::-1]
-        return self._first_epoch(stays)
-
-    def late_fitted(self, epoch: int) -> np.ndarray:
-        """Mask of examples stably fitted only at or after ``epoch`` (the "hard" ones)."""
-        return self.stably_fitted_epoch() >= int(epoch)
-
-    def summary(self, late_epoch: int, reference_epoch: int | None = None) -> dict[str, Any]:
-        """JSON-ready summary: fractions fitted, late-fitted count, their robust loss.
-
-        Parameters
-        ----------
-        late_epoch : int
-            Examples stably fitted at or after this epoch count as late-fitted.
-        reference_epoch : int, optional
-            Recorded epoch at which to compare the robust loss of late-fitted vs other examples
-            (e.g. the best checkpoint); default the first record.
-        """
-        if not self.epochs:
-            raise ValueError("summary needs at least one record")
-        ref = self.epochs[0] if reference_epoch is None else int(reference_epoch)
-        if ref not in self.epochs:
-            raise ValueError(f"reference_epoch must be one of the recorded epochs {self.epochs}")
-        k = self.epochs.index(ref)
-        late = self.late_fitted(late_epoch)
-        loss_ref = self.loss[k]
-        return {
-            "epochs": list(self.epochs),
-            "robust_train_acc": self.correct.mean(axis=1).tolist(),
-            "n_late_fitted": int(late.sum()),
-            "fraction_late_fitted": float(late.mean()),
-            "fraction_never_stably_fitted": float((self.stably_fitted_epoch() == NEVER).mean()),
-            "reference_epoch": ref,
-            "late_loss_at_reference": float(loss_ref[late].mean()) if late.any() else None,
-            "other_loss_at_reference": float(loss_ref[~late].mean()) if (~late).any() else None,
-        }
+    epochs = [int(e) for e in epochs]
+    correct = np.asarray(correct)
+    if correct.ndim != 2 or correct.shape[0] != len(epochs):
+        raise ValueError(
+            f"correct must have shape (len(epochs)={len(epochs)}, n_examples), got {correct.shape}"
+        )
+    if any(b <= a for a, b in itertools.pairwise(epochs)):
+        raise ValueError(f"epochs must strictly increase, got {epochs}")
+    # suffix-AND: stays[k] = all(correct[k:])
+    stays = np.logical_and.accumulate(correct[::-1].astype(bool), axis=0)[::-1]
+    out = np.full(correct.shape[1], NEVER, dtype=int)
+    hit = stays.any(axis=0)
+    out[hit] = np.asarray(epochs, dtype=int)[stays.argmax(axis=0)[hit]]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

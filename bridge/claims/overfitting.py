@@ -168,16 +168,10 @@ def late_mask(r: RunRecord, after_epoch: int) -> list[bool]:
     not from any earlier one. Never-fitted examples are not late."""
     if r.fit is None or not r.fit.epochs:
         raise ValueError(f"run {r.family} seed {r.seed} has no per-example fit record")
-    epochs, correct = r.fit.epochs, r.fit.correct
-    out = []
-    for i in range(len(correct[0])):
-        stable = None
-        for k in range(len(epochs) - 1, -1, -1):
-            if not correct[k][i]:
-                break
-            stable = epochs[k]
-        out.append(stable is not None and stable > after_epoch)
-    return out
+    from robmem.empirics.memorization import NEVER, stably_fitted_epoch
+
+    stable = stably_fitted_epoch(r.fit.epochs, r.fit.correct)
+    return ((stable != NEVER) & (stable > after_epoch)).tolist()
 
 
 def mechanism_estimates(

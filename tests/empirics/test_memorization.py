@@ -11,17 +11,9 @@ from hypothesis.extra.numpy import arrays
 
 from robmem.empirics.memorization import (
     NEVER,
-    RobustFitTracker,
     per_example_robust_loss,
+    stably_fitted_epoch,
 )
-
-
-def _brute_first(corr: np.ndarray, epochs: list[int]) -> np.ndarray:
-    out = []
-    for j in range(corr.shape[1]):
-        hits = [epochs[k] for k in range(corr.shape[0]) if corr[k, j]]
-        out.append(hits[0] if hits else NEVER)
-    return np.array(out)
 
 
 def _brute_stable(corr: np.ndarray, epochs: list[int]) -> np.ndarray:
@@ -37,37 +29,20 @@ def _brute_stable(corr: np.ndarray, epochs: list[int]) -> np.ndarray:
 
 
 @given(arrays(np.bool_, st.tuples(st.integers(1, 6), st.integers(1, 8))))
-def test_fit_epochs_match_brute_force(corr: np.ndarray) -> None:
-    n_rec, n = corr.shape
-    epochs = [2 * k + 1 for k in range(n_rec)]
-    tr = RobustFitTracker(n)
-    for k in range(n_rec):
-        tr.record(epochs[k], np.full(n, float(k)), corr[k])
-    np.testing.assert_array_equal(tr.first_fitted_epoch(), _brute_first(corr, epochs))
-    stable = _brute_stable(corr, epochs)
-    np.testing.assert_array_equal(tr.stably_fitted_epoch(), stable)
-    np.testing.assert_array_equal(tr.late_fitted(epochs[-1]), stable >= epochs[-1])
+def test_stably_fitted_epoch_matches_brute_force(corr: np.ndarray) -> None:
+    epochs = [2 * k + 1 for k in range(corr.shape[0])]
+    want = _brute_stable(corr, epochs)
+    np.testing.assert_array_equal(stably_fitted_epoch(epochs, corr), want)
+    np.testing.assert_array_equal(stably_fitted_epoch(epochs, corr.astype(int).tolist()), want)
 
 
-def test_summary_and_bad_records() -> None:
-    tr = RobustFitTracker(3)
-    tr.record(1, np.array([2.0, 0.1, 3.0]), np.array([False, True, False]))
-    tr.record(2, np.array([1.0, 0.1, 3.0]), np.array([True, True, False]))
-    s = tr.summary(late_epoch=2, reference_epoch=1)
-    assert s["n_late_fitted"] == 1
-    assert s["late_loss_at_reference"] == pytest.approx(2.0)
-    assert s["other_loss_at_reference"] == pytest.approx(1.55)
-    assert s["fraction_never_stably_fitted"] == pytest.approx(1 / 3)
-    with pytest.raises(ValueError, match="epoch"):
-        tr.record(2, np.zeros(3), np.zeros(3, dtype=bool))
-    with pytest.raises(ValueError, match="shape"):
-        tr.record(3, np.zeros(2), np.zeros(2, dtype=bool))
-    with pytest.raises(ValueError, match="reference_epoch"):
-        tr.summary(late_epoch=1, reference_epoch=7)
-    with pytest.raises(ValueError, match="n_examples"):
-        RobustFitTracker(0)
-    with pytest.raises(ValueError, match="at least one record"):
-        RobustFitTracker(2).summary(late_epoch=1)
+def test_stably_fitted_epoch_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="correct must have shape"):
+        stably_fitted_epoch([1, 2], np.zeros((3, 4), dtype=bool))
+    with pytest.raises(ValueError, match="correct must have shape"):
+        stably_fitted_epoch([1], np.zeros(4, dtype=bool))
+    with pytest.raises(ValueError, match="epochs must strictly increase"):
+        stably_fitted_epoch([2, 2], np.zeros((2, 4), dtype=bool))
 
 
 def test_per_example_loss_with_identity_attack_is_cross_entropy() -> None:

@@ -121,9 +121,6 @@ MEASURE_CLASSES: tuple[MeasureClass, ...] = (
                  "Jiang eq. 57; notes §1.1"),
 )  # fmt: skip
 
-#: Class name → class.
-MEASURE_CLASS_BY_NAME: dict[str, MeasureClass] = {c.name: c for c in MEASURE_CLASSES}
-
 
 def measure_classes(measures: Mapping[str, float], *, strict: bool = False) -> dict[str, float]:
     """Map a measures dict to deduplicated, oriented class values (SPEC E5; notes §1–§2).

@@ -222,11 +222,6 @@ class TrainConfig:
             return self.lr
         return self.lr * self.batch_size / self.lr_reference_batch
 
-    @property
-    def is_adversarial(self) -> bool:
-        """Whether the training objective uses adversarial examples."""
-        return self.method != "standard"
-
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
         """Return a plain dict (JSON types only) of every field."""

@@ -6,9 +6,9 @@ parameters. Its official ``train.py`` logs one number for it, the squared global
 gradient norm averaged over the epoch's minibatches (``notes/paper-dong-memorization-at.md``
 §1–§2); the theorem behind it was not retrievable, so SPEC E4 asks to measure the phenomenon:
 
-* :func:`epoch_mean_squared_grad_norm`: [P2]'s per-epoch statistic, from a run's
-  ``steps.jsonl`` (one row per optimisation step with the global gradient norm,
-  :func:`robmem.empirics.trainers.global_grad_norm`);
+* [P2]'s per-epoch statistic is the trainer's ``grad_norm_sq_mean`` metric (the mean over the
+  epoch's steps of the squared global gradient norm before clipping,
+  :func:`robmem.empirics.trainers.global_grad_norm`; each step's norm is in ``steps.jsonl``);
 * :func:`local_smoothness`: a finite-difference probe of the objective's gradient-Lipschitz
   constant along a random direction, ``‖∇_θL(θ + h·u) − ∇_θL(θ)‖₂ / h`` with the adversarial
   examples recomputed at θ + h·u (``notes/verdict-audit.md`` §4, E3/E4). For a loss whose
@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,46 +33,6 @@ logger = logging.getLogger(__name__)
 
 #: Methods whose loss the probe can evaluate (the TE methods need a run's soft-label bank).
 PROBE_METHODS: tuple[str, ...] = ("standard", "pgd", "fgsm-rs", "trades")
-
-
-def epoch_mean_squared_grad_norm(
-    steps: str | os.PathLike[str] | Iterable[Mapping[str, Any]],
-) -> dict[int, float]:
-    """Per epoch, the mean over its steps of the squared global parameter-gradient norm.
-
-    This is [P2]'s logged "Norm" (``train.py``: Σ_p ‖∇_p L‖² per minibatch, averaged over the
-    epoch; SPEC E4), computed from the per-step rows ``{"epoch", "grad_norm", …}`` that
-    :func:`empirics.trainers.train` writes to ``steps.jsonl`` (``grad_norm`` is the norm of the
-    gradient *before* clipping). Steps whose loss was not finite are not logged (the run stops
-    there), so every logged step counts.
-
-    Parameters
-    ----------
-    steps : path or iterable of mappings
-        A run directory (read with :func:`robmem.empirics.runs.load_steps`) or its rows.
-
-    Returns
-    -------
-    dict
-        Epoch (1-based) → mean of ``grad_norm**2`` over that epoch's steps, in epoch order.
-    """
-    if isinstance(steps, (str, os.PathLike)):
-        from robmem.empirics.runs import load_steps
-
-        rows: Iterable[Mapping[str, Any]] = load_steps(steps)
-    else:
-        rows = steps
-    sums: dict[int, list[float]] = {}
-    for i, row in enumerate(rows):
-        if not isinstance(row, Mapping) or "epoch" not in row or "grad_norm" not in row:
-            raise ValueError(
-                f"steps[{i}] must be a mapping with 'epoch' and 'grad_norm', got {row!r}"
-            )
-        g = float(row["grad_norm"])
-        if not (math.isfinite(g) and g >= 0):
-            raise ValueError(f"steps[{i}]['grad_norm'] must be finite and >= 0, got {g!r}")
-        sums.setdefault(int(row["epoch"]), []).append(g * g)
-    return {e: float(np.mean(v)) for e, v in sorted(sums.items())}
 
 
 @dataclass(frozen=True)

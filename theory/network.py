@@ -106,16 +106,16 @@ class ReLUNetwork:
         """Number of ReLU units (sum of the hidden widths)."""
         return int(sum(w.shape[0] for w in self.weights[:-1]))
 
+    def layer_nonzero_counts(self) -> list[int]:
+        """Non-zero weights and biases of each affine layer (stored sparse zeros not counted)."""
+        return [
+            int(np.count_nonzero(w.data if sp.issparse(w) else w) + np.count_nonzero(b))
+            for w, b in zip(self.weights, self.biases, strict=True)
+        ]
+
     def nonzero_parameter_count(self) -> int:
         """Exact number of non-zero weights and biases ("size" in [C22] §1.3)."""
-        total = 0
-        for w, b in zip(self.weights, self.biases, strict=True):
-            if sp.issparse(w):
-                total += int(np.count_nonzero(w.data))
-            else:
-                total += int(np.count_nonzero(w))
-            total += int(np.count_nonzero(b))
-        return total
+        return sum(self.layer_nonzero_counts())
 
     # ------------------------------------------------------------------ evaluation
     @staticmethod

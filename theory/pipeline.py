@@ -35,14 +35,13 @@ class ConstructionReport:
 
 def closed_form_count(model: RobustMemorizer, clean: ReLUNetwork | None = None) -> int:
     """:func:`theory.counting.construction_parameter_count` of a built model and its f_clean."""
-    last = 0 if clean is None else np.count_nonzero(clean.weights[-1])
     return counting.construction_parameter_count(
         model.n_centres,
         model.dim,
         n_classes=model.output.n_classes,
         clean_params=0 if clean is None else clean.nonzero_parameter_count(),
         norm=model.norm,
-        clean_last_params=0 if clean is None else int(last + np.count_nonzero(clean.biases[-1])),
+        clean_last_params=0 if clean is None else clean.layer_nonzero_counts()[-1],
         clean_depth=1 if clean is None else clean.depth,
         zero_centre_coordinates=int((model.distance.centres == 0).sum()),
         l2_method="sawtooth" if model.distance.kind == "l2-sawtooth" else "inclusion",

@@ -56,17 +56,6 @@ def clean_classifier_size(dim: int, hidden_layers: int = 1) -> int:
     return hidden_layers * dim * (dim + 1) + (dim + 1)
 
 
-def _layer_counts(net) -> tuple[list[int], list[int]]:
-    import scipy.sparse as sps
-
-    units, params = [], []
-    for w, b in zip(net.weights, net.biases, strict=True):
-        nnz = int(np.count_nonzero(w.data)) if sps.issparse(w) else int(np.count_nonzero(w))
-        units.append(int(w.shape[0]))
-        params.append(nnz + int(np.count_nonzero(b)))
-    return units, params
-
-
 @functools.lru_cache(maxsize=64)
 def _probe_layers(dim: int, n_points: int, norm: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     from robmem.theory.construction import build_construction
@@ -75,8 +64,7 @@ def _probe_layers(dim: int, n_points: int, norm: str) -> tuple[tuple[int, ...], 
     centres = np.array([np.full(dim, v) for v in (0.25, 0.75, 0.5)[:n_points]])
     labels = np.array([1, -1, 1][:n_points])
     net = build_construction(centres, labels, _PROBE_DELTA, norm).network()
-    units, params = _layer_counts(net)
-    return tuple(units), tuple(params)
+    return tuple(net.widths[1:]), tuple(net.layer_nonzero_counts())
 
 
 def construction_layers(n_points: int, dim: int, norm: str = "inf") -> tuple[list[int], list[int]]:

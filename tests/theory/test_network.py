@@ -67,6 +67,7 @@ def test_nonzero_count_and_shape_facts():
     w1 = np.array([[1.0, 0.0], [0.0, -2.0], [0.0, 0.0]])
     w2 = sp.csr_matrix(np.array([[0.0, 3.0, 1.0]]))
     net = ReLUNetwork([w1, w2], [np.array([0.0, 1.0, 0.0]), np.array([0.5])])
+    assert net.layer_nonzero_counts() == [2 + 1, 2 + 1]
     assert net.nonzero_parameter_count() == 2 + 1 + 2 + 1
     assert net.depth == 2 and net.widths == [2, 3, 1] and net.relu_count == 3
     assert net.input_dim == 2 and net.output_dim == 1

@@ -18,14 +18,13 @@ from robmem.theory.sizes import (
 
 def test_extrapolated_layers_match_a_real_build() -> None:
     from robmem.theory.construction import build_construction
-    from robmem.theory.sizes import _layer_counts
 
     rng = np.random.default_rng(0)
     pts = rng.uniform(0.05, 0.95, size=(7, 5))
     labels = np.array([1, -1, 1, -1, 1, 1, -1])
     net = build_construction(pts, labels, 0.01, "inf").network()
-    units, params = _layer_counts(net)
-    assert (units, params) == tuple(construction_layers(7, 5))
+    units, params = construction_layers(7, 5)
+    assert (units, params) == (net.widths[1:], net.layer_nonzero_counts())
     assert sum(params) == net.nonzero_parameter_count() == construction_parameter_count(7, 5)
 
 

@@ -86,14 +86,6 @@ def check_points_labels(points: np.ndarray, labels: np.ndarray) -> tuple[np.ndar
     return x, y.astype(np.int64)
 
 
-def pairwise_distances(a: np.ndarray, b: np.ndarray, norm: str) -> np.ndarray:
-    """Exact ``‖a_i − b_j‖_p`` for small inputs (brute force, O(|a|·|b|·d) memory)."""
-    diff = np.abs(a[:, None, :] - b[None, :, :])
-    if check_norm(norm) == "inf":
-        return diff.max(axis=2)
-    return np.sqrt((diff**2).sum(axis=2))
-
-
 def _refine_linf(
     x_a: np.ndarray,
     x_b: np.ndarray,

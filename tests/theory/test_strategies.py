@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from scipy.spatial.distance import cdist
 
 from robmem.theory.construction import FLOAT_RAMP_FLOOR, build_construction
 from robmem.theory.network import ReLUNetwork
-from robmem.theory.separation import pairwise_distances
 from robmem.theory.strategies import (
     _probe_points,
     admissible_radii,
@@ -24,10 +24,10 @@ def test_separated_datasets(data):
     x, y = data.points, data.labels
     assert x.min() >= 0 and x.max() <= 1 and set(np.unique(y)) <= {0, 1, 2}
     assert len(x) >= 2 and len(np.unique(y)) >= 2  # at least two labels by default
-    d = pairwise_distances(x, x, "inf") + 10 * np.eye(len(x))
+    d = cdist(x, x, "chebyshev") + 10 * np.eye(len(x))
     # the grid guarantee 1/(2k) ≥ 0.15 (k = 3), up to the rounding of c/k + j/(4k)
     assert d.min() >= 1 / 6 - 1e-15
-    opp = pairwise_distances(x, x, "2")
+    opp = cdist(x, x, "euclidean")
     opp[y[:, None] == y[None, :]] = np.inf
     assert data.separation.distance == pytest.approx(opp.min(), rel=1e-15)
     tight = bool(np.isclose(opp.min(), 1 / 6, rtol=0, atol=1e-15))

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from robmem.empirics.attacks import _check_generator_device
+
 logger = logging.getLogger(__name__)
 
 DATASET_NAMES: tuple[str, ...] = (
@@ -581,14 +583,6 @@ def with_label_noise(
     return noisy, noisy != y
 
 
-def _check_generator(generator: torch.Generator | None, x: torch.Tensor) -> None:
-    if generator is not None and generator.device.type != x.device.type:
-        raise ValueError(
-            f"generator must be on x's device type {x.device.type!r} (or None for the global "
-            f"RNG), got a generator on {str(generator.device)!r}"
-        )
-
-
 def augment_crop_flip(
     x: torch.Tensor, padding: int = 4, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -610,7 +604,7 @@ def augment_crop_flip(
         raise ValueError(f"x must be a batch of images (n, C, H, W), got shape {tuple(x.shape)}")
     if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
         raise ValueError(f"padding must be an int >= 0, got {padding!r}")
-    _check_generator(generator, x)
+    _check_generator_device(generator, x)
     n = x.shape[0]
     offs = torch.randint(0, 2 * padding + 1, (2, n), device=x.device, generator=generator)
     flip = torch.rand(n, device=x.device, generator=generator) < 0.5
@@ -720,7 +714,7 @@ def augment_mnist1d(
     for name, value in (("noise_raw", noise_raw), ("corr_noise_raw", corr_noise_raw)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a finite float >= 0, got {value!r}")
-    _check_generator(generator, x)
+    _check_generator_device(generator, x)
     n = x.shape[0]
     shift = torch.randint(-max_shift, max_shift + 1, (n,), device=x.device, generator=generator)
     out = mnist1d_shift(x, shift)

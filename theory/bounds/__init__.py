@@ -10,6 +10,8 @@ conformance check over all of them. Torch-based measures live in
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 from robmem.theory.bounds import capacity, flatness, pacbayes, rademacher, spectral, vc
 from robmem.theory.bounds.result import BoundResult, BoundSpec, Param
@@ -27,11 +29,24 @@ _LINEAR_ARC_PARAMS = (
     Param("r", choices=(1.0, 2.0, INF), monotone=0),
 )
 
+# Shared by the PAC-Bayes-kl bound and its Pinsker relaxation.
+_PAC_BAYES_PARAMS = (
+    Param("n", 1.0, 1e6, -1, log_scale=True),
+    Param("empirical_risk", 0.0, 1.0, +1),
+    Param("kl", 0.0, 1e4, +1),
+    Param("confidence", 1e-4, 0.999, -1, log_scale=True),
+)
+
+
+def _spec(func: Callable[..., BoundResult], expr: Callable[[], Any], params, **kw) -> BoundSpec:
+    """The registry entry of ``func``, named after it (the name its results carry)."""
+    return BoundSpec(func.__name__, func, expr, params, **kw)
+
+
 REGISTRY: dict[str, BoundSpec] = {
     spec.name: spec
     for spec in (
-        BoundSpec(
-            "global_flatness_gap",
+        _spec(
             flatness.global_flatness_gap,
             flatness.global_flatness_gap_expr,
             (
@@ -45,14 +60,12 @@ REGISTRY: dict[str, BoundSpec] = {
             # N^(-1/(d+2)) grows with d only for N > 1
             constraint=lambda kw: kw["n"] > 1.0,
         ),
-        BoundSpec(
-            "first_order_robust_gap",
+        _spec(
             flatness.first_order_robust_gap,
             flatness.first_order_robust_gap_expr,
             (Param("delta", 0.0, 1.0, +1), Param("grad_dual_sup", 0.0, 100.0, +1)),
         ),
-        BoundSpec(
-            "prop64_gap_lower",
+        _spec(
             flatness.prop64_gap_lower,
             flatness.prop64_gap_lower_expr,
             (
@@ -61,8 +74,7 @@ REGISTRY: dict[str, BoundSpec] = {
                 Param("C", 0.01, 100.0, +1, log_scale=True),
             ),
         ),
-        BoundSpec(
-            "vc_dimension_upper_bhlm",
+        _spec(
             vc.vc_dimension_upper_bhlm,
             vc.vc_dimension_upper_bhlm_expr,
             (
@@ -72,8 +84,7 @@ REGISTRY: dict[str, BoundSpec] = {
                 Param("pieces", 1, 4, +1, integer=True),
             ),
         ),
-        BoundSpec(
-            "vc_generalization_gap",
+        _spec(
             vc.vc_generalization_gap,
             vc.vc_generalization_gap_expr,
             (
@@ -82,8 +93,7 @@ REGISTRY: dict[str, BoundSpec] = {
                 Param("confidence", 1e-4, 0.999, -1, log_scale=True),
             ),
         ),
-        BoundSpec(
-            "clean_gap_sqrt_complexity",
+        _spec(
             vc.clean_gap_sqrt_complexity,
             vc.clean_gap_sqrt_complexity_expr,
             (
@@ -92,20 +102,17 @@ REGISTRY: dict[str, BoundSpec] = {
                 Param("C", 0.01, 100.0, +1, log_scale=True),
             ),
         ),
-        BoundSpec(
-            "adversarial_rademacher_linear_upper",
+        _spec(
             rademacher.adversarial_rademacher_linear_upper,
             rademacher.adversarial_rademacher_linear_upper_expr,
             _LINEAR_ARC_PARAMS,
         ),
-        BoundSpec(
-            "adversarial_rademacher_linear_lower",
+        _spec(
             rademacher.adversarial_rademacher_linear_lower,
             rademacher.adversarial_rademacher_linear_lower_expr,
             _LINEAR_ARC_PARAMS,
         ),
-        BoundSpec(
-            "rademacher_margin_generalization",
+        _spec(
             rademacher.rademacher_margin_generalization,
             rademacher.rademacher_margin_generalization_expr,
             (
@@ -115,31 +122,18 @@ REGISTRY: dict[str, BoundSpec] = {
                 Param("confidence", 1e-4, 0.999, -1, log_scale=True),
             ),
         ),
-        BoundSpec(
-            "pac_bayes_kl_bound",
+        _spec(
             pacbayes.pac_bayes_kl_bound,
             pacbayes.pac_bayes_kl_bound_expr,
-            (
-                Param("n", 1.0, 1e6, -1, log_scale=True),
-                Param("empirical_risk", 0.0, 1.0, +1),
-                Param("kl", 0.0, 1e4, +1),
-                Param("confidence", 1e-4, 0.999, -1, log_scale=True),
-            ),
+            _PAC_BAYES_PARAMS,
             implicit=True,
         ),
-        BoundSpec(
-            "pac_bayes_classic_bound",
+        _spec(
             pacbayes.pac_bayes_classic_bound,
             pacbayes.pac_bayes_classic_bound_expr,
-            (
-                Param("n", 1.0, 1e6, -1, log_scale=True),
-                Param("empirical_risk", 0.0, 1.0, +1),
-                Param("kl", 0.0, 1e4, +1),
-                Param("confidence", 1e-4, 0.999, -1, log_scale=True),
-            ),
+            _PAC_BAYES_PARAMS,
         ),
-        BoundSpec(
-            "bartlett2017_spectral_bound",
+        _spec(
             spectral.bartlett2017_spectral_bound,
             spectral.bartlett2017_spectral_bound_expr,
             (
@@ -151,8 +145,7 @@ REGISTRY: dict[str, BoundSpec] = {
                 Param("C", 0.01, 100.0, +1, log_scale=True),
             ),
         ),
-        BoundSpec(
-            "neyshabur2018_spectral_bound",
+        _spec(
             spectral.neyshabur2018_spectral_bound,
             spectral.neyshabur2018_spectral_bound_expr,
             (
@@ -164,8 +157,7 @@ REGISTRY: dict[str, BoundSpec] = {
                 Param("C", 0.01, 100.0, +1, log_scale=True),
             ),
         ),
-        BoundSpec(
-            "memorization_lower_bound",
+        _spec(
             capacity.memorization_lower_bound,
             capacity.memorization_lower_bound_expr,
             (
@@ -174,8 +166,7 @@ REGISTRY: dict[str, BoundSpec] = {
                 Param("C", 0.01, 100.0, +1, log_scale=True),
             ),
         ),
-        BoundSpec(
-            "robust_generalization_lower_bound",
+        _spec(
             capacity.robust_generalization_lower_bound,
             capacity.robust_generalization_lower_bound_expr,
             (
@@ -184,8 +175,7 @@ REGISTRY: dict[str, BoundSpec] = {
                 Param("C", 0.01, 100.0, +1, log_scale=True),
             ),
         ),
-        BoundSpec(
-            "grid_vc_lower_bound",
+        _spec(
             capacity.grid_vc_lower_bound,
             capacity.grid_vc_lower_bound_expr,
             (

@@ -181,10 +181,6 @@ def prop64_gap_lower_expr() -> sp.Expr:
     return C * delta * g
 
 
-def _lp_norm(v: np.ndarray, p: float) -> np.ndarray:
-    return np.linalg.norm(v, ord=p, axis=-1)
-
-
 def linear_logistic_first_order_bound(
     w: np.ndarray,
     b: float,
@@ -231,7 +227,7 @@ def linear_logistic_first_order_bound(
     require_int_at_least("len(x)", x.shape[0], 1)
     if x.shape[0] != y.shape[0] or x.shape[1] != w.shape[0]:
         raise ValueError(f"shapes must agree: x {x.shape}, y {y.shape}, w {w.shape}")
-    w_dual = float(_lp_norm(w, q))
+    w_dual = float(np.linalg.norm(w, ord=q, axis=-1))
     margin = y * (x @ w + b)
     robust = margin - delta * w_dual
     sup_grad = w_dual / (1.0 + np.exp(robust))  # s(-m) = 1 / (1 + e^m)

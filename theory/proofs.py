@@ -213,12 +213,6 @@ def prove_sawtooth_bound(teeth: int) -> ProofResult:
     return res
 
 
-def sawtooth_max_error(teeth: int) -> sympy.Rational:
-    """max over the dyadic pieces of max_{t∈[a,b]} (t − a)(b − t) = (b − a)²/4, exactly."""
-    h = sympy.Rational(1, 2**teeth)
-    return h**2 / 4
-
-
 def prove_linf_tree_count(dim: int) -> ProofResult:
     """Tree(d) closed form (sympy Sum in :mod:`robmem.theory.counting`) equals the template's
     non-zero count, for one given d."""

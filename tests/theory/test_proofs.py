@@ -40,8 +40,8 @@ def test_sawtooth_bound_is_tight_and_exact():
     for m in (1, 2, 3):
         h = sympy.Rational(1, 2**m)
         mid = h / 2
-        assert proofs.sawtooth_exact(mid, m) - mid**2 == proofs.sawtooth_max_error(m)
-        assert proofs.sawtooth_max_error(m) == sympy.Rational(1, 2 ** (2 * m + 2))
+        # the largest error (b − a)²/4 = 2^(−2m−2), attained at the piece's midpoint
+        assert proofs.sawtooth_exact(mid, m) - mid**2 == sympy.Rational(1, 2 ** (2 * m + 2))
         # exact rational evaluation agrees with the float evaluator
         assert float(proofs.sawtooth_exact(sympy.Rational(3, 7), m)) == pytest.approx(
             float(sawtooth_square(3 / 7, m)), abs=1e-15

@@ -37,7 +37,7 @@ from robmem.empirics.checkpoint import (
 )
 from robmem.empirics.config import TrainConfig
 from robmem.empirics.methods import METHODS, StepOutput, TEBank, method_step, te_weight
-from robmem.empirics.schedules import Schedule, schedule_from_config
+from robmem.empirics.schedules import schedule_from_config
 
 logger = logging.getLogger(__name__)
 
@@ -387,35 +387,6 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _state_payload(
-    *,
-    config: TrainConfig,
-    epoch: int,
-    global_step: int,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    schedule: Schedule,
-    generators: dict[str, torch.Generator],
-    bank: TEBank | None,
-    data: PreparedData,
-    best: dict[str, Any],
-) -> dict[str, Any]:
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "config": config.to_json(),
-        "epoch": epoch,
-        "global_step": global_step,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": {**schedule.state_dict(), "global_step": global_step},
-        "rng": rng_state(generators),
-        "te_bank": None if bank is None else bank.bank.detach().cpu(),
-        "train_labels": data.train_y.detach().cpu(),
-        "flipped": data.flipped.detach().cpu(),
-        "best": dict(best),
-    }
-
-
 @dataclass
 class InitialState:
     """What a (single- or multi-process) training run starts from, fresh or resumed."""
@@ -691,7 +662,7 @@ def train(
     for epoch in range(start_epoch, config.epochs + 1):
         t0 = time.perf_counter()
         perm = torch.randperm(n_train, generator=generators["shuffle"]).to(device)
-        losses, sizes, gnorms, lrs, step_rows = [], [], [], [], []
+        losses, sizes, gnorms, step_rows = [], [], [], []
         n_seen, correct_clean, correct_rob = 0, 0.0, 0.0
         have_clean = have_rob = False
         batch_bar = None
@@ -733,7 +704,6 @@ def train(
             losses.append(loss)
             sizes.append(n)
             gnorms.append(gnorm)
-            lrs.append(lr)
             n_seen += n
             if out.correct_clean is not None:
                 correct_clean += totals[1]
@@ -761,7 +731,7 @@ def train(
         row: dict[str, Any] = {
             "epoch": epoch,
             "global_step": global_step,
-            "lr": lrs[-1],
+            "lr": step_rows[-1][2],
             "te_weight": te_weight(epoch, config),
             "train_objective": float((loss_values * torch.tensor(sizes)).sum()) / n_seen,
             "train_batch_clean_acc": float(correct_clean) / n_seen if have_clean else None,
@@ -812,11 +782,20 @@ def train(
                 row["is_best"] = bool(best) and best.get("epoch") == epoch
                 runs.append_jsonl(paths.steps, steps)
                 runs.append_jsonl(paths.metrics, [row])
-                payload = _state_payload(
-                    config=config, epoch=epoch, global_step=global_step, model=model,
-                    optimizer=optimizer, schedule=schedule, generators=generators, bank=bank,
-                    data=data, best=best,
-                )  # fmt: skip
+                payload = {
+                    "format": CHECKPOINT_FORMAT,
+                    "config": config.to_json(),
+                    "epoch": epoch,
+                    "global_step": global_step,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": {**schedule.state_dict(), "global_step": global_step},
+                    "rng": rng_state(generators),
+                    "te_bank": None if bank is None else bank.bank.detach().cpu(),
+                    "train_labels": data.train_y.detach().cpu(),
+                    "flipped": data.flipped.detach().cpu(),
+                    "best": dict(best),
+                }
                 if is_new_best:
                     save_checkpoint(paths.best(config), payload)
                 save_checkpoint(paths.last, payload)

@@ -127,7 +127,6 @@ def _trades_te_attack_loss(
 @dataclass
 class StepOutput:
     loss: torch.Tensor
-    logits_train: torch.Tensor  # logits of the examples the loss was mainly computed on
     correct_clean: torch.Tensor | None
     correct_robust: torch.Tensor | None
 
@@ -137,7 +136,7 @@ def _clean_loss(config, model, x, y, attack, rows, targets, weight) -> StepOutpu
     logits = model(x).float()
     loss = F.cross_entropy(logits, y)
     correct = (logits.argmax(1) == y).sum()
-    return StepOutput(loss, logits, correct, None)
+    return StepOutput(loss, correct, None)
 
 
 def _adversarial_loss(config, model, x, y, attack, rows, targets, weight) -> StepOutput:
@@ -150,7 +149,7 @@ def _adversarial_loss(config, model, x, y, attack, rows, targets, weight) -> Ste
     if targets is not None:
         loss = loss + weight * te_penalty(F.softmax(logits_adv, dim=1), targets).mean()
     correct_rob = (logits_adv.argmax(1) == y).sum()
-    return StepOutput(loss, logits_adv, None, correct_rob)
+    return StepOutput(loss, None, correct_rob)
 
 
 def _trades_loss(config, model, x, y, attack, rows, targets, weight) -> StepOutput:
@@ -170,7 +169,7 @@ def _trades_loss(config, model, x, y, attack, rows, targets, weight) -> StepOutp
         loss = loss + weight * te_penalty(F.softmax(logits_nat, dim=1), targets).mean()
     correct_clean = (logits_nat.argmax(1) == y).sum()
     correct_rob = (logits_adv.argmax(1) == y).sum()
-    return StepOutput(loss, logits_adv, correct_clean, correct_rob)
+    return StepOutput(loss, correct_clean, correct_rob)
 
 
 # The training attacks run on data checked once in prepare_data: no per-call check (a sync).

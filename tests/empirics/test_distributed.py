@@ -323,12 +323,12 @@ def test_step_totals_stay_on_the_loss_device():
     from robmem.empirics.trainers import _step_totals
 
     meta = torch.empty((), device="meta")
-    out = StepOutput(meta, meta, None, torch.empty((), dtype=torch.int64, device="meta"))
+    out = StepOutput(meta, None, torch.empty((), dtype=torch.int64, device="meta"))
     row = _step_totals(out, 3)
     assert row.device.type == "meta" and row.dtype == torch.float64 and row.shape == (4,)
-    row = _step_totals(StepOutput(torch.tensor(0.5), meta, torch.tensor(2), None), 4)
+    row = _step_totals(StepOutput(torch.tensor(0.5), torch.tensor(2), None), 4)
     assert row.tolist() == [2.0, 2.0, 0.0, 0.0]
-    row = _step_totals(StepOutput(torch.tensor(float("nan")), meta, torch.tensor(1), None), 1)
+    row = _step_totals(StepOutput(torch.tensor(float("nan")), torch.tensor(1), None), 1)
     assert row[1:].tolist() == [1.0, 0.0, 1.0]
 
 

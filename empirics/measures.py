@@ -285,15 +285,14 @@ def layer_norms(model: nn.Module, x: torch.Tensor) -> list[LayerNorms]:
                         (slice(None), slice(None), *(slice(None, None, d) for d in mod.dilation))
                     ] = w
                     w = dilated
-                spec = conv_spectral_norm_fft(w, n)
+                circular = mod.padding_mode == "circular"
+                spec = conv_spectral_norm_fft(w, sizes[name] if circular else n)
                 # exact only when the layer *is* the circular convolution on its input grid
                 exact = (
-                    mod.padding_mode == "circular"
+                    circular
                     and all(s == 1 for s in mod.stride)
                     and total == tuple(k - 1 for k in w.shape[2:])
                 )
-                if mod.padding_mode == "circular":
-                    spec = conv_spectral_norm_fft(w, sizes[name])
             out.append(
                 LayerNorms(
                     name=name,
@@ -638,9 +637,8 @@ def complexity_measures(
 
     if pac_bayes:
         gen = torch.Generator().manual_seed(seed)
-        x_cpu = x
         sigma, mc_error, n_params = pacbayes_sigma(
-            folded, x_cpu, y, config=search, generator=gen, batch_size=batch_size
+            folded, x, y, config=search, generator=gen, batch_size=batch_size
         )
         all0 = (
             [p.detach().to(torch.float64) for p in folded_init.parameters()]
@@ -670,7 +668,7 @@ def complexity_measures(
             mag_eps = MAGNITUDE_EPS
             sigma_m, _, _ = pacbayes_sigma(
                 folded,
-                x_cpu,
+                x,
                 y,
                 config=search,
                 generator=gen,

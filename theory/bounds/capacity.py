@@ -57,10 +57,8 @@ def memorization_lower_bound(*, n_points: float, dim: float, C: float = 1.0) -> 
     C : float
         Hidden constant (> 0).
     """
-    n_points = require_positive("n_points", n_points)
-    dim = require_positive("dim", dim)
-    if n_points < 1 or dim < 1:
-        raise ValueError(f"n_points and dim must lie in [1, inf), got {n_points!r}, {dim!r}")
+    n_points = require_at_least("n_points", n_points, 1)
+    dim = require_at_least("dim", dim, 1)
     C = require_positive("C", C)
     return BoundResult(
         value=C * math.sqrt(n_points * dim),

@@ -193,7 +193,7 @@ def late_fitted_enrichment(
     Parameters
     ----------
     late_mask, flipped_mask : array of bool, shape (n,)
-        E.g. ``RobustFitTracker.late_fitted(epoch)`` and the run's ``flipped`` labels mask.
+        E.g. ``stably_fitted_epoch(epochs, correct) > epoch`` and the run's ``flipped`` mask.
     confidence : float in (0, 1)
 
     Raises

@@ -75,21 +75,15 @@ def robust_verdicts(
     seed: int,
     batch_size: int,
 ) -> torch.Tensor:
-    """Boolean per test point: still correct (in fp32 logits) after the PGD attack."""
-    from robmem.empirics.attacks import PGD
+    """Boolean per test point: still correct (fp32 forward, no autocast) after the PGD attack."""
+    from robmem.empirics.attacks import PGD, correct_under_attack
 
     gen = torch.Generator(device=x.device).manual_seed(seed)
     attack = PGD(
         eps, eps / 4, steps, random_start=True, generator=gen, amp_dtype=amp_dtype,
         channels_last=channels_last,
     )  # fmt: skip
-    out = []
-    for start in range(0, len(y), batch_size):
-        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-        x_adv = attack(model, xb, yb)
-        with torch.no_grad():
-            out.append(model(x_adv).float().argmax(1) == yb)
-    return torch.cat(out)
+    return correct_under_attack(model, attack, x, y, batch_size=batch_size)
 
 
 def run(args: argparse.Namespace) -> dict:

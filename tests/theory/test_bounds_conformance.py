@@ -106,6 +106,39 @@ def test_bound_rejects_bad_arguments(name: str, bad: float) -> None:
         assert param.name in str(info.value), (param.name, str(info.value))
 
 
+#: Extreme but well-typed arguments: subnormal, at float64's limits, and Python ints beyond it.
+EXTREMES = (5e-324, 2.2e-309, 2.2250738585072014e-308, 1e-300, 0.49999999999999994, 1e300,
+            1.7976931348623157e308, math.inf, -0.0, 0, 10**18, 10**400)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_bound_extreme_arguments_give_a_value_or_an_error_naming_the_argument(name: str) -> None:
+    # Found by pytest -m fuzz: grid_vc_lower_bound(eps=2.2e-309) raised OverflowError (1/(2ε)
+    # is inf), and every calculator did for an int beyond float64 (e.g. n=10**400).
+    spec = REGISTRY[name]
+    kwargs = spec.sample_kwargs(np.random.default_rng(0))
+    for param in spec.params:
+        if param.choices is not None:
+            continue
+        for value in EXTREMES:
+            try:
+                result = spec(**dict(kwargs, **{param.name: value}))
+            except (ValueError, TypeError) as exc:
+                assert any(p.name in str(exc) for p in spec.params), (param.name, value, exc)
+                continue
+            assert result.value >= 0 and not math.isnan(result.value), (param.name, value)
+
+
+def test_grid_side_rejects_eps_below_the_smallest_normal_float() -> None:
+    from robmem.theory.bounds.capacity import grid_side, grid_vc_lower_bound
+
+    with pytest.raises(ValueError, match=r"eps must lie in \[2.2250738585072014e-308, 0.5\)"):
+        grid_vc_lower_bound(dim=8, eps=2.2e-309)
+    assert grid_side(2.2250738585072014e-308) == 2**1021  # 1/(2ε) exact: ε = 2^-1022
+    with pytest.raises(ValueError, match="dim must be finite"):
+        grid_vc_lower_bound(dim=10**400, eps=0.1)
+
+
 def test_confidence_outside_unit_interval_is_rejected() -> None:
     for name, spec in REGISTRY.items():
         names = {p.name for p in spec.params}

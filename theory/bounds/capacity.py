@@ -10,6 +10,7 @@ r"""Size lower bounds for robust memorization and robust generalization (SPEC T2
 from __future__ import annotations
 
 import math
+import sys
 
 import sympy as sp
 
@@ -19,6 +20,7 @@ from robmem.theory.bounds.validation import (
     require_int_at_least,
     require_open_interval,
     require_positive,
+    require_real,
 )
 
 SOURCE_MEM_LOWER = "[C22] Li, Jin, Zhong, Hopcroft, Wang, NeurIPS 2022, Thm 2.3; SPEC T2"
@@ -118,8 +120,10 @@ def robust_generalization_lower_bound_expr() -> sp.Expr:
 
 
 def grid_side(eps: float) -> int:
-    """K = ⌊1/(2ε)⌋ for ε ∈ (0, 1/2)."""
+    """K = ⌊1/(2ε)⌋ for ε ∈ [2.2e-308, 1/2) (below float64's smallest normal, 1/(2ε) overflows)."""
     eps = require_open_interval("eps", eps, 0.0, 0.5)
+    if eps < sys.float_info.min:
+        raise ValueError(f"eps must lie in [{sys.float_info.min!r}, 0.5), got {eps!r}")
     return int(math.floor(1.0 / (2.0 * eps) + 1e-12))
 
 
@@ -138,6 +142,7 @@ def grid_vc_lower_bound(*, dim: int, eps: float) -> BoundResult:
         ε in (0, 1/2).
     """
     dim = require_int_at_least("dim", dim, 1)
+    require_real("dim", dim)  # the exponent d − 1 is used as a float64
     k = grid_side(eps)
     log10_grid = (dim - 1) * math.log10(k)
     log10_value = math.log10(GRID_VC_FRACTION) + log10_grid

@@ -7,6 +7,7 @@ range, as the suite's bad-input convention requires.
 from __future__ import annotations
 
 import math
+import sys
 from numbers import Integral, Real
 
 
@@ -14,9 +15,14 @@ def require_real(name: str, value: object) -> float:
     """Return ``value`` as a finite float, or raise naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:  # an int beyond float64's range
+        out = math.inf
     if not math.isfinite(out):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise ValueError(
+            f"{name} must be finite (|{name}| <= {sys.float_info.max!r}), got {value!r}"
+        )
     return out
 
 
@@ -84,7 +90,10 @@ def require_norm_exponent(name: str, value: object) -> float:
             raise ValueError(f"{name} must be a norm exponent in [1, inf], got {value!r}") from exc
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a norm exponent in [1, inf], got {value!r}")
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:  # an int beyond float64's range: as large as p = inf is not
+        raise ValueError(f"{name} must be a norm exponent in [1, inf], got {value!r}") from None
     if math.isnan(out) or out < 1:
         raise ValueError(f"{name} must be a norm exponent in [1, inf], got {value!r}")
     return out

@@ -77,6 +77,7 @@ _TORCH_PRELOAD = ("numpy", "torch", "torch.nn.functional", "hypothesis", "torcha
 # tested by name in the tests)
 _CERTIFY_TESTS = (
     "tests/theory/test_certify_mutants.py",
+    "tests/theory/test_float_rounding.py",
     "tests/theory/test_certify_negative.py",
     "tests/theory/test_certify.py",
     "tests/theory/test_construction.py",

@@ -31,7 +31,6 @@ from robmem.empirics.attacks import (
     select_worst_case,
     trades_kl,
 )
-from robmem.empirics.data import load_dataset
 from robmem.empirics.models import build_model
 
 TOL = 1e-6  # float32 slack on ε-ball checks (pixel units)
@@ -40,25 +39,7 @@ TOL = 1e-6  # float32 slack on ε-ball checks (pixel units)
 # ------------------------------------------------------------------------------ fixtures
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
-
-
-@pytest.fixture(scope="module")
-def trained_mlp(digits):
-    torch.manual_seed(0)
-    model = build_model("mlp", 10, digits.in_shape, hidden=(64,))
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
-    x, y = digits.train_x, digits.train_y
-    for _ in range(15):
-        for i in range(0, len(y), 128):
-            loss = F.cross_entropy(model(x[i : i + 128]), y[i : i + 128])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
-    return model
+# digits and trained_mlp: tests/empirics/conftest.py
 
 
 @pytest.fixture(scope="module")

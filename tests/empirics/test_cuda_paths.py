@@ -38,7 +38,6 @@ import torch.nn.functional as F
 
 from robmem.empirics.attacks import FGSM, FGSMRS, PGD, TradesPGD
 from robmem.empirics.config import TrainConfig
-from robmem.empirics.data import load_dataset
 from robmem.empirics.models import build_model
 
 DEVICE = os.environ.get("ROBMEM_CUDA_TESTS_DEVICE", "cuda")
@@ -76,25 +75,7 @@ def _rel(out: torch.Tensor, ref: torch.Tensor) -> float:
     return float((out - ref).norm() / ref.norm())
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
-
-
-@pytest.fixture(scope="module")
-def trained_mlp(digits):
-    """A standard-trained CPU MLP (as tests/empirics/test_attacks.py's fixture)."""
-    torch.manual_seed(0)
-    model = build_model("mlp", 10, digits.in_shape, hidden=(64,))
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
-    x, y = digits.train_x, digits.train_y
-    for _ in range(15):
-        for i in range(0, len(y), 128):
-            loss = F.cross_entropy(model(x[i : i + 128]), y[i : i + 128])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
+# digits and trained_mlp (a standard-trained CPU MLP): tests/empirics/conftest.py
 
 
 def _accuracy(model, x, y) -> float:

@@ -15,8 +15,8 @@ from robmem.theory.intervals import (
     MARGIN_TOLERANCE,
     _labels_for,
     ball_box,
-    ibp_margin_lower,
-    margin_error_bound,
+    clean_margin_lower,
+    float_margin_lower,
     margins,
     project_to_ball,
 )
@@ -131,7 +131,10 @@ def certify_network(
     """Certify an arbitrary ReLUNetwork: IBP filter, candidate refutation, then MILP.
 
     ℓ∞ is complete when the MILP runs (net with ≤ MILP_MAX_RELUS ReLUs) and solves to
-    optimality. ℓ2 balls are relaxed to their box: sound, not complete.
+    optimality. ℓ2 balls are relaxed to their box: sound, not complete; except that a
+    linear classifier (one layer) also gets its closed-form ℓ2 margin
+    (:func:`~robmem.theory.intervals.clean_margin_lower`, exact up to its rounding
+    allowance; method ``"linear"``).
 
     What ``margin_lower`` bounds: the margin of the float64 forward pass at every float64
     point of the ball ∩ domain. The IBP bound is rigorous for the exact-arithmetic network
@@ -150,11 +153,15 @@ def certify_network(
         raise ValueError(f"points: must lie in the domain {domain} (or pass domain=None)")
     n = x.shape[0]
     lo, hi = ball_box(x, radius, domain)
-    # the exact network's IBP bound, less the float64 forward pass's rounding
-    err = margin_error_bound(net, lo, hi, y_enc, binary)
-    lower = ibp_margin_lower(net, lo, hi, y_enc, binary) - err
+    # the exact network's IBP bound, less the float64 forward pass's rounding (err)
+    lower, err = float_margin_lower(net, lo, hi, y_enc, binary)
+    method = "ibp"
+    if net.depth == 1 and key == "2":
+        # a linear classifier's margin over the ℓ2 ball is closed-form (SPEC T3)
+        linear = clean_margin_lower(net, x, y_enc, radius, key, binary, domain) - err
+        lower, method = np.maximum(lower, linear), "linear"
     res = CertificationResult(
-        [Status.UNKNOWN] * n, lower.copy(), margins(net.forward(x), y_enc, binary), {}, ["ibp"] * n
+        [Status.UNKNOWN] * n, lower.copy(), margins(net.forward(x), y_enc, binary), {}, [method] * n
     )
     cand, owners = [], []
     for i in range(n):

@@ -202,17 +202,8 @@ def forward_error_bound(net: ReLUNetwork, lo: np.ndarray, hi: np.ndarray) -> np.
     return _propagate(net, lo, hi, forward_error=True)[4]
 
 
-def margin_error_bound(
-    net: ReLUNetwork, lo: np.ndarray, hi: np.ndarray, labels: np.ndarray, binary: bool
-) -> np.ndarray:
-    """Bound (n,) on how far the float64 forward's margin can fall below the exact one.
-
-    Binary: e₀. Multi-class: e_y + max_{c≠y} e_c (f̂_y − f̂_c ≥ f_y − f_c − e_y − e_c). A
-    float lower bound on the exact difference of the float outputs also bounds their rounded
-    difference (rounding is monotone). A single box (one row of ``lo``, ``hi``) serves all
-    labels.
-    """
-    err = forward_error_bound(net, lo, hi)
+def _margin_error(err: np.ndarray, labels: np.ndarray, binary: bool) -> np.ndarray:
+    """:func:`margin_error_bound` from the per-output bound ``err`` (n or 1, output_dim)."""
     labels = np.asarray(labels)
     if err.shape[0] == 1 and labels.size > 1:
         err = np.repeat(err, labels.size, axis=0)  # one box for every label
@@ -225,24 +216,34 @@ def margin_error_bound(
     return (err[idx, labels] + other.max(axis=1)) * (1.0 + 4.0 * UNIT_ROUNDOFF)
 
 
-def ibp_margin_lower(
+def margin_error_bound(
     net: ReLUNetwork, lo: np.ndarray, hi: np.ndarray, labels: np.ndarray, binary: bool
 ) -> np.ndarray:
-    """Lower bound of the exact-arithmetic margin over each box, by IBP (last layer as
-    differences), rigorous against its own float64 rounding.
+    """Bound (n,) on how far the float64 forward's margin can fall below the exact one.
 
-    The hidden bounds come from :func:`interval_bounds` (widened by their rounding); the
-    last layer's sum of n terms, with v = w_y − w_c rounded, is off by at most
-    γ_{n+5}(|v|·m + |b_y| + |b_c|) (m = max(|l|, |u|)), which is subtracted. For the
-    float64 forward pass subtract :func:`margin_error_bound` as well.
+    Binary: e₀. Multi-class: e_y + max_{c≠y} e_c (f̂_y − f̂_c ≥ f_y − f_c − e_y − e_c). A
+    float lower bound on the exact difference of the float outputs also bounds their rounded
+    difference (rounding is monotone). A single box (one row of ``lo``, ``hi``) serves all
+    labels.
     """
+    return _margin_error(forward_error_bound(net, lo, hi), labels, binary)
+
+
+def _last_layer_margin_lower(
+    net: ReLUNetwork,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    hidden: list[tuple[np.ndarray, np.ndarray]],
+    labels: np.ndarray,
+    binary: bool,
+) -> np.ndarray:
+    """:func:`ibp_margin_lower` from the widened hidden pre-activation bounds of
+    :func:`_propagate` (the input box itself for a one-layer network)."""
     n = lo.shape[0]
     if net.depth == 1:
         h_lo, h_hi = lo, hi
     else:
-        trunk = ReLUNetwork(net.weights[:-1], net.biases[:-1])
-        h_lo, h_hi = interval_bounds(trunk, lo, hi)
-        h_lo, h_hi = np.maximum(h_lo, 0), np.maximum(h_hi, 0)
+        h_lo, h_hi = np.maximum(hidden[-1][0], 0), np.maximum(hidden[-1][1], 0)
     w = net.weights[-1]
     w = w.toarray() if sp.issparse(w) else np.asarray(w)
     b = net.biases[-1]
@@ -261,6 +262,34 @@ def ibp_margin_lower(
         bound[labels == c] = np.inf
         out = np.minimum(out, bound)
     return out
+
+
+def ibp_margin_lower(
+    net: ReLUNetwork, lo: np.ndarray, hi: np.ndarray, labels: np.ndarray, binary: bool
+) -> np.ndarray:
+    """Lower bound of the exact-arithmetic margin over each box, by IBP (last layer as
+    differences), rigorous against its own float64 rounding.
+
+    The hidden bounds are :func:`interval_bounds`' (widened by their rounding); the last
+    layer's sum of n terms, with v = w_y − w_c rounded, is off by at most
+    γ_{n+5}(|v|·m + |b_y| + |b_c|) (m = max(|l|, |u|)), which is subtracted. For the
+    float64 forward pass subtract :func:`margin_error_bound` as well, or call
+    :func:`float_margin_lower`, which does both from one propagation.
+    """
+    hidden = _propagate(net, lo, hi, forward_error=False)[3]
+    return _last_layer_margin_lower(net, lo, hi, hidden, labels, binary)
+
+
+def float_margin_lower(
+    net: ReLUNetwork, lo: np.ndarray, hi: np.ndarray, labels: np.ndarray, binary: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lower bound on the float64 forward pass's margin over each box, the rounding
+    allowance subtracted in it): ``ibp_margin_lower − margin_error_bound``, both from one
+    interval propagation (:func:`_propagate` carries IBP's bounds and the forward error
+    together; the values are those of the two functions)."""
+    _, _, _, hidden, err = _propagate(net, lo, hi, forward_error=True)
+    allowance = _margin_error(err, labels, binary)
+    return _last_layer_margin_lower(net, lo, hi, hidden, labels, binary) - allowance, allowance
 
 
 def clean_margin_lower(

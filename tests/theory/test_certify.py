@@ -368,3 +368,30 @@ def test_pgd_from_torchattacks_agrees_with_certificates():
                 assert not fooled[i]  # PGD can never beat a certificate
             else:
                 assert fooled[i] and res.status[i] is Status.REFUTED
+
+
+@pytest.mark.parametrize("multiclass", [False, True], ids=["binary", "3-class"])
+def test_linear_network_l2_balls_use_the_closed_form_margin(multiclass):
+    """A one-layer network's ℓ2 margin is closed-form (SPEC T3): f = x₁ + x₂ − ½ at
+    (½, ½) with δ = 0.3 has ball margin ½ − 0.3√2 ≈ 0.076 > 0, while the box corner
+    (0.2, 0.2) has −0.1, so IBP and the box MILP cannot certify it. certify_network must
+    certify it, with margin_lower at most the exact value (checked in Fractions:
+    ((½ − m)/0.3)² ≥ 2) and not far below it. The 3-class twin adds a class whose
+    logit difference is the same f, and one that is never close."""
+    from fractions import Fraction
+
+    if multiclass:
+        w = np.array([[1.0, 1.0], [0.0, 0.0], [-1.0, -1.0]])
+        net = ReLUNetwork([w], [np.array([-0.5, 0.0, 0.0])])
+        labels = np.array([0])
+    else:
+        net = ReLUNetwork([np.array([[1.0, 1.0]])], [np.array([-0.5])])
+        labels = np.array([1])
+    x = np.array([[0.5, 0.5]])
+    box = certify_network(net, x, labels, 0.3, "inf")
+    assert box.status[0] is Status.REFUTED  # the ℓ∞ ball does cross the boundary
+    res = certify_network(net, x, labels, 0.3, "2")
+    assert res.status[0] is Status.CERTIFIED and res.method[0] == "linear"
+    m = Fraction(float(res.margin_lower[0]))
+    assert ((Fraction(1, 2) - m) / Fraction(0.3)) ** 2 >= 2
+    assert float(m) > 0.5 - 0.3 * np.sqrt(2) - 1e-12

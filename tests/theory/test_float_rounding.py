@@ -20,8 +20,8 @@ import scipy.sparse as sps
 from numpy_lowered import forward as np_forward
 from numpy_lowered import margin as np_margin
 
+import robmem.theory.certificates as certificates_module
 import robmem.theory.certify as certify_module
-import robmem.theory.intervals as intervals_module
 from robmem.theory.certificates import Status, certify_network
 from robmem.theory.certify import _bump, certify
 from robmem.theory.construction import build_construction
@@ -283,20 +283,33 @@ def test_structural_bound_on_the_fuzz_case_is_small_and_sound():
     assert 1 - 1e-5 < res.margin_lower[2] <= found
 
 
+def _plain_ibp_margin(net, lo, hi, labels, binary):
+    """Textbook float64 IBP of a binary margin, with no allowance for rounding (the
+    certifier before the fix), for the teeth below."""
+    assert binary
+    weights = net.dense_weights()
+    for w, b in zip(weights[:-1], net.biases[:-1], strict=True):
+        wp, wn = np.maximum(w, 0), np.minimum(w, 0)
+        lo, hi = lo @ wp.T + hi @ wn.T + b, hi @ wp.T + lo @ wn.T + b
+        lo, hi = np.maximum(lo, 0), np.maximum(hi, 0)
+    sign = np.where(labels == 1, 1.0, -1.0)
+    v = sign[:, None] * weights[-1][0][None, :]
+    return np.where(v > 0, v * lo, v * hi).sum(axis=1) + sign * net.biases[-1][0]
+
+
 @pytest.mark.parametrize("patched", [False, True], ids=["with-bound", "bound-dropped"])
 def test_generic_certificate_is_below_the_exact_and_the_float_margin(monkeypatch, patched):
     """certify_network (IBP) on f(x) = K·(σ(x + b₁) − σ(x + b₂)) + c with K = 2^40 and
     radius 0 (the box is the point): margin_lower must be below both the exact margin
     (Fractions) and the float64 one (numpy_lowered), which differ by up to ~K·u ≈ 1e-4.
-    Teeth: with γ ≡ 0 and the plain IBP output bounds (no allowance for IBP's or the
-    forward pass's rounding: the code before the fix) IBP repeats the float computation
-    and exceeds the exact margin at some points, so a rigorous claim about the exact
-    network fails."""
+    Teeth: plain float64 IBP (no allowance for IBP's or the forward pass's rounding: the
+    code before the fix) repeats the float computation and exceeds the exact margin at
+    some points, so a rigorous claim about the exact network fails."""
     if patched:
-        plain = intervals_module.interval_bounds
-        monkeypatch.setattr(intervals_module, "gamma", lambda k: np.zeros(np.shape(k)))
         monkeypatch.setattr(
-            intervals_module, "interval_bounds", lambda *a, **k: plain(*a, **k, rounding=False)
+            certificates_module,
+            "float_margin_lower",
+            lambda net, lo, hi, y, b: (_plain_ibp_margin(net, lo, hi, y, b), np.zeros(len(y))),
         )
     k_scale = 2.0**40
     b1, b2 = 0.1, 0.1 + 3e-7

@@ -29,8 +29,11 @@ Stages (``--stages`` selects and orders them; the default is all, in this order)
     ``robmem report`` for E3+E4, then E6, then B1 (separate reports, so a timeout loses only the
     group in flight), every run trained on the GPU, ``--science-jobs`` runs packed on it at
     once. The registry's ``gpu`` tier needs CIFAR-10, which the offline GPU machine does not
-    have, so the default is the ``cpu-full`` tier's grids trained with ``--device cuda``
-    (labelled as such: these are cpu-full verdicts from GPU runs, not gpu-tier verdicts).
+    have, so the default is the ``gpu-offline`` tier: the E3/E4 phase diagram at MNIST-1D
+    N = 1k / 4k, E6 at N = 2000 and B1 over N = 1k / 2k / 4k, every other setting as at
+    cpu-full (labelled as such: gpu-offline verdicts, not gpu-tier ones). Estimated from the
+    cpu-full runs' core-seconds (none measured on a GPU): ~450, ~200 and ~550 process-seconds
+    at ~2-4 ms per launch-bound MLP step, i.e. ~1, ~0.5 and ~1 min with 12 runs packed.
     The report folders come back as ``science_reports.tar.gz``.
 
 Files written under the output folder (the device returns at most 8, flat names):
@@ -604,7 +607,8 @@ def science_problem(tier: str, claim_ids: Sequence[str]) -> str | None:
     if needs:
         return (
             f"the {tier} tier of {','.join(claim_ids)} trains on {sorted(needs)}, which the "
-            "offline GPU machine does not have (no network); use --science-tier cpu-full"
+            "offline GPU machine does not have (no network); use --science-tier gpu-offline "
+            "or cpu-full"
         )
     return None
 
@@ -961,7 +965,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--science-tier",
         default=None,
-        help="tier of the science reports (default cpu-full; --tiny: smoke)",
+        help="tier of the science reports (default gpu-offline; --tiny: smoke)",
     )
     p.add_argument(
         "--science-device", default=None, help="device of the science runs (default: --device)"
@@ -986,7 +990,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.budget_s = args.budget_s or (120.0 if args.tiny else DEFAULT_BUDGET_S)
     args.work_dir = args.work_dir or "/tmp/gpu_session_work"
     args.science_device = args.science_device or args.device
-    args.science_tier = args.science_tier or ("smoke" if args.tiny else "cpu-full")
+    args.science_tier = args.science_tier or ("smoke" if args.tiny else "gpu-offline")
     args.science_group_min_s = args.science_group_min_s or (5.0 if args.tiny else 45.0)
     cpus = os.cpu_count() or 1
     args.science_jobs = args.science_jobs or (1 if args.tiny else max(1, min(12, cpus - 2)))

@@ -30,11 +30,14 @@ from robmem.bridge.verdicts import (
     Criterion,
 )
 
-#: Scale tiers, smallest first (SPEC "Scale tiers").
-TIERS: tuple[str, ...] = ("smoke", "cpu", "cpu-full", "gpu")
+#: Scale tiers, smallest first (SPEC "Scale tiers"). ``gpu-offline`` enlarges the grids of
+#: E3/E4, E6 and B1 beyond cpu-full on data a machine without network has (MNIST-1D), for a
+#: short GPU session (benchmarks/gpu_session.py; registered 2026-12-02, before any of its
+#: runs, with cpu-full's criteria); ``gpu`` is the papers' CIFAR-10 scale.
+TIERS: tuple[str, ...] = ("smoke", "cpu", "cpu-full", "gpu-offline", "gpu")
 #: Tiers whose verdicts carry the small-scale caveat (SPEC: "A claim verified only at a small
 #: tier says so in the report").
-SMALL_TIERS: tuple[str, ...] = ("smoke", "cpu", "cpu-full")
+SMALL_TIERS: tuple[str, ...] = ("smoke", "cpu", "cpu-full", "gpu-offline")
 
 #: Claim ids in SPEC order; every one must have an entry.
 CLAIM_IDS: tuple[str, ...] = (

@@ -401,7 +401,7 @@ def build_report(
 
     Parameters
     ----------
-    tier : {"smoke", "cpu", "gpu"}
+    tier : one of robmem.bridge.registry.TIERS
     out_dir : path-like
         Empty/new folder, or a previous robmem report (else ``force``).
     claim_ids : sequence of str, optional

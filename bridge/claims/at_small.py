@@ -15,6 +15,7 @@ from robmem.bridge.claims.common import (
     CPU_THREADS,
     GPU_REASON_DATA,
     GPU_RUN,
+    OFFLINE_REASON,
     SEEDS,
     above_chance,
     empirical_result,
@@ -83,8 +84,12 @@ def knee_grid(ref_eps: float) -> tuple[float, ...]:
 #: Digits / MNIST grid: 0 … 0.3 in steps of 0.025 ([0,1] units).
 KNEE_GRID: tuple[float, ...] = knee_grid(EPS_MNIST)
 #: Samples and PGD steps of the landscape search at the final epoch.
-LANDSCAPE_SAMPLES: dict[str, int] = {"smoke": 30, "cpu": 200, "cpu-full": 400, "gpu": 1000}
-LANDSCAPE_STEPS: dict[str, int] = {"smoke": 3, "cpu": 10, "cpu-full": 10, "gpu": 10}
+LANDSCAPE_SAMPLES: dict[str, int] = {
+    "smoke": 30, "cpu": 200, "cpu-full": 400, "gpu-offline": 400, "gpu": 1000
+}  # fmt: skip
+LANDSCAPE_STEPS: dict[str, int] = {
+    "smoke": 3, "cpu": 10, "cpu-full": 10, "gpu-offline": 10, "gpu": 10
+}  # fmt: skip
 #: B2: confidence Δ of the VC bound.
 B2_CONFIDENCE: float = 0.05
 
@@ -96,7 +101,9 @@ def ref_eps(dataset: str) -> float:
 
 def seeds_of(tier: str, dataset: str) -> tuple[int, ...]:
     """Seeds of the E1/E2 families on ``dataset`` at ``tier``."""
-    return MNIST1D_SEEDS if dataset == "mnist1d" and tier == "cpu-full" else SEEDS[tier]
+    if dataset == "mnist1d" and tier in ("cpu-full", "gpu-offline"):
+        return MNIST1D_SEEDS
+    return SEEDS[tier]
 
 
 def at_config(
@@ -119,8 +126,9 @@ def at_config(
             model_kwargs={"hidden": [64, 64]}, epochs=3, attack_steps=3, eval_attack_steps=3,
             num_threads=1, **common,
         )  # fmt: skip
-    if tier in ("cpu", "cpu-full") and dataset == "mnist1d":
-        # MNIST-1D N = 1000, MLP [512, 512] (standardization inside the model), 60 epochs:
+    if tier in ("cpu", "cpu-full", "gpu-offline") and dataset == "mnist1d":
+        # MNIST-1D N = 1000, MLP [512, 512] (standardization inside the model), 60 epochs
+        # (gpu-offline: B1's models vary N from it);
         # pilot (seed 0, ε = 0.01): robust train 100 %, robust test 30 %, clean test 56 %
         return TrainConfig(
             dataset="mnist1d", n_train=MNIST1D_N, n_test=MNIST1D_TEST, model="mlp",
@@ -415,6 +423,7 @@ def _tiers(extra: str = "", extra_full: str = "") -> dict[str, TierPlan]:
             "standard training, seeds 0, 1, 2, landscape on the grid 0, ε/4, …, 3ε"
             + (extra_full or extra),
             scale=f"digits N=1438 (5 seeds) + MNIST-1D N={MNIST1D_N} (3 seeds), MLP"),
+        "gpu-offline": TierPlan(reason=OFFLINE_REASON),
         "gpu": TierPlan(
             runs="CIFAR-10, PreActResNet-18, PGD-10 AT at 8/255 (step 2/255), 30 epochs cyclic "
             "lr, crop+flip, bf16, 3 seeds; MNIST-1D (all 4000 train points), 1-D CNN, PGD-10 at "

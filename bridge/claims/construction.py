@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from robmem.bridge.claims.at_small import DATASETS, _fam, at_config, e1_requests
-from robmem.bridge.claims.common import SEEDS, empirical_result
+from robmem.bridge.claims.common import OFFLINE_REASON, SEEDS, empirical_result
 from robmem.bridge.claims.runs import RunRequest, measure
 from robmem.bridge.criteria import B3_CRITERIA, B3_PREMISES
 from robmem.bridge.plots import Setup, plot_bars_ci
@@ -124,6 +124,7 @@ T1_CASES = {
     "smoke": [(20, 4, 0.3, 2), (15, 3, 0.3, 3)],
     "cpu": [(50, 8, 0.3, 2), (100, 16, 0.3, 2), (60, 10, 0.3, 4)],
     "cpu-full": [(50, 8, 0.3, 2), (100, 16, 0.3, 2), (60, 10, 0.3, 4), (300, 16, 0.3, 5)],
+    "gpu-offline": [(50, 8, 0.3, 2), (100, 16, 0.3, 2), (60, 10, 0.3, 4), (300, 16, 0.3, 5)],
     "gpu": [(200, 32, 0.3, 2), (300, 16, 0.3, 5)],
 }
 
@@ -199,6 +200,7 @@ CLAIMS = [
             "cpu-full": TierPlan(
                 runs="as cpu with PGD-20, 2 restarts, 5 seeds", scale="digits N=1438, MLP, 5 seeds"
             ),
+            "gpu-offline": TierPlan(reason=OFFLINE_REASON),
             "gpu": TierPlan(
                 reason="the construction's size N·(3d+…) at CIFAR-10 scale (N = 50 000, d = 3072) "
                 "is ≈ 10^9 parameters; its certificate is size-independent, so the cpu tier "
@@ -226,6 +228,7 @@ CLAIMS = [
             "smoke": TierPlan(runs="2 instances, N ≤ 20, d ≤ 4"),
             "cpu": TierPlan(runs="3 instances, N ≤ 100, d ≤ 16, 2-4 classes"),
             "cpu-full": TierPlan(runs="4 instances, N ≤ 300, d ≤ 16, 2-5 classes"),
+            "gpu-offline": TierPlan(runs="as cpu-full"),
             "gpu": TierPlan(runs="2 instances, N ≤ 300, d ≤ 32 (CPU-bound; no GPU needed)"),
         },
         evaluate=evaluate_t1,

@@ -20,6 +20,7 @@ from robmem.bridge.claims.at_small import MNIST1D_N, _fam, at_config, landscape_
 from robmem.bridge.claims.common import (
     CPU_THREADS,
     GPU_REASON_DATA,
+    OFFLINE_REASON,
     SEEDS,
     above_chance,
     empirical_result,
@@ -79,8 +80,12 @@ CPU_FULL_SEEDS: tuple[int, ...] = (0, 1, 2)
 #: E5 control family (cpu-full): PGD-AT at zero noise with the training-set size varied (the
 #: noise family's N = 200 is one of them): does a measure track the gap, or the noise rate?
 CONTROL_N: dict[str, tuple[int, ...]] = {"cpu-full": (100, 200, 400)}
-#: B1 at cpu-full: MNIST-1D final PGD-AT models (E1's MNIST-1D config) over N × noise × seeds.
-B1_MNIST1D_N: tuple[int, ...] = (500, 1000)
+#: B1 at cpu-full and gpu-offline: MNIST-1D final PGD-AT models (E1's MNIST-1D config) over
+#: N × noise × seeds (gpu-offline: 27 models, the audit's "~24").
+B1_MNIST1D_N: dict[str, tuple[int, ...]] = {
+    "cpu-full": (500, 1000),
+    "gpu-offline": (1000, 2000, 4000),
+}
 B1_MNIST1D_NOISE: tuple[float, ...] = (0.0, 0.2, 0.4)
 
 
@@ -401,7 +406,7 @@ def _b1_mnist1d_runs(tier: str) -> list[tuple[str, str, Any]]:
     (the cell of E1's own N at zero noise *is* E1's family)."""
     cfg = at_config(tier, "mnist1d")
     runs = []
-    for n in B1_MNIST1D_N:
+    for n in B1_MNIST1D_N[tier]:
         for q in B1_MNIST1D_NOISE:
             if n == MNIST1D_N and q == 0.0:
                 fam, run_cfg = _fam("at", "mnist1d"), cfg
@@ -413,9 +418,9 @@ def _b1_mnist1d_runs(tier: str) -> list[tuple[str, str, Any]]:
 
 
 def b1_requests(tier: str) -> list[RunRequest]:
-    """B1's final models: at cpu-full MNIST-1D N × noise × seeds (where global flatness is
-    not reached; notes/verdict-audit.md §4), elsewhere the digits noise family."""
-    if tier != "cpu-full":
+    """B1's final models: at cpu-full and gpu-offline MNIST-1D N × noise × seeds (where global
+    flatness is not reached; notes/verdict-audit.md §4), elsewhere the digits noise family."""
+    if tier not in B1_MNIST1D_N:
         return noise_requests(tier, complexity=False)
     seeds = seeds_of(tier, "mnist1d")
     return [
@@ -427,7 +432,7 @@ def b1_requests(tier: str) -> list[RunRequest]:
 
 def _b1_models(ctx: ClaimContext) -> tuple[list[tuple[str, RunRecord]], str, tuple[int, ...]]:
     """(group label, final model) of B1, the data text and the seeds."""
-    if ctx.tier != "cpu-full":
+    if ctx.tier not in B1_MNIST1D_N:
         return (
             [(f"noise {q:g}", r) for q, r in _models(ctx)],
             "digits, label noise varied",
@@ -498,6 +503,10 @@ def _tiers(b1: bool = False) -> dict[str, TierPlan]:
             ),
             scale="MNIST-1D N=500/1000 × noise 0/0.2/0.4, 3 seeds" if b1
             else "digits N=200, MLP and MLP-BN, 6 noise rates × 3 seeds"),
+        "gpu-offline": TierPlan(
+            runs="as cpu-full with N = 1000, 2000 and 4000 (27 models)",
+            scale="MNIST-1D N=1000/2000/4000 × noise 0/0.2/0.4, 3 seeds",
+        ) if b1 else TierPlan(reason=OFFLINE_REASON),
         "gpu": TierPlan(
             runs="CIFAR-10, PreActResNet-18, PGD-10 AT at 8/255, 100 epochs, the six noise "
             "rates; " + GPU_REASON_DATA, scale="CIFAR-10, PreActResNet-18"),

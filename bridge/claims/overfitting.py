@@ -48,6 +48,7 @@ E6_NOISE: dict[str, tuple[float, ...]] = {
     "smoke": (0.0,),
     "cpu": (0.2,),
     "cpu-full": (0.0, 0.2),
+    "gpu-offline": (0.0, 0.2),
     "gpu": (0.0, 0.2),
 }
 #: MNIST-1D E6 runs per tier: training-set size, test points, epochs, and training examples
@@ -55,10 +56,13 @@ E6_NOISE: dict[str, tuple[float, ...]] = {
 #: at 1/2 and 3/4 of training and TE starts at 0.45 E and reaches its weight at 0.75 E ([R20]
 #: / [P2] train_te.py: decays at 100, 150 of 200; TE 90 → 150), so half of training is
 #: post-decay. The cpu tier's cell is the cpu-full one with 40 epochs and smaller evaluation
-#: sets, to fit the tier's 20-minute budget.
+#: sets, to fit the tier's 20-minute budget. gpu-offline: the cpu-full cell with 4× the
+#: training points, a 1000-point test set (a tighter robust-test curve) and 500 training
+#: examples evaluated per epoch.
 E6_SIZES: dict[str, tuple[int, int, int, int]] = {
     "cpu": (500, 250, 40, 100),
     "cpu-full": (500, 500, 60, 250),
+    "gpu-offline": (2000, 1000, 60, 500),
 }
 
 
@@ -123,7 +127,7 @@ def e6_config(tier: str, method: str, noise: float = 0.0) -> Any:
 def _fit_spec(tier: str, config: Any) -> FitSpec:
     if tier == "smoke":
         return FitSpec(epochs=tuple(range(1, config.epochs + 1)), steps=2)
-    if tier in ("cpu", "cpu-full"):
+    if tier in E6_SIZES:
         return FitSpec(epochs=tuple(range(5, config.epochs + 1, 5)), steps=10)
     return FitSpec(epochs=tuple(range(10, config.epochs + 1, 10)), steps=10)
 
@@ -314,7 +318,8 @@ CLAIMS = [
         kind=EMPIRICAL,
         premises=E6_PREMISES,
         criteria=E6_CRITERIA,
-        criterion="At cpu-full and gpu: the criteria are applied in each label-noise cell; in "
+        criterion="At cpu-full, gpu-offline and gpu: the criteria are applied in each "
+        "label-noise cell; in "
         "cells with label noise also late_flipped_log_odds_ratio > 0 (late-fitted examples "
         "enriched in flipped labels); the claim's verdict is the common verdict of the "
         "applicable cells, inconclusive when they disagree (robmem.bridge.criteria.phase_verdict).",
@@ -325,6 +330,9 @@ CLAIMS = [
             ),
             "cpu": TierPlan(runs=_runs_text("cpu"), scale=_scale_text("cpu")),
             "cpu-full": TierPlan(runs=_runs_text("cpu-full"), scale=_scale_text("cpu-full")),
+            "gpu-offline": TierPlan(
+                runs=_runs_text("gpu-offline"), scale=_scale_text("gpu-offline")
+            ),
             "gpu": TierPlan(
                 runs="CIFAR-10, PreActResNet-18, PGD-10 8/255, 200 epochs, decay at 100 / 150, "
                 "with and without TE (start 90, end 150, weight 300), per-example robust fit "

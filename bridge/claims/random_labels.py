@@ -92,7 +92,8 @@ class Cell:
 
 #: Phase-diagram cells per tier (None: the single digits N = 200 cell of the original E3).
 #: cpu-full: digits 200 / 500 and MNIST-1D 500 (the audit's 1k / 4k do not fit the 70-min
-#: cpu-full budget on 2 cores: 18 runs per N), each with and without BN.
+#: cpu-full budget on 2 cores: 18 runs per N), each with and without BN. gpu-offline: the
+#: audit's MNIST-1D 1k / 4k, with and without BN, every run setting as at cpu-full.
 PHASE_CELLS: dict[str, tuple[Cell, ...] | None] = {
     "smoke": None,
     "cpu": None,
@@ -101,12 +102,16 @@ PHASE_CELLS: dict[str, tuple[Cell, ...] | None] = {
         for ds, n in (("digits", 200), ("digits", 500), ("mnist1d", 500))
         for bn in (False, True)
     ),
+    "gpu-offline": tuple(Cell("mnist1d", n, bn) for n in (1000, 4000) for bn in (False, True)),
     "gpu": tuple(Cell("cifar10", n, True) for n in (10_000, 50_000)),
 }
 #: Seeds of each phase-diagram run family (SPEC: ≥ 3; paired across methods by seed).
-PHASE_SEEDS: dict[str, tuple[int, ...]] = {"cpu-full": (0, 1, 2), "gpu": (0, 1, 2)}
-#: Epochs of the phase-diagram runs ([P2]'s 300 scaled to the cpu-full budget).
-PHASE_EPOCHS: dict[str, int] = {"cpu-full": 120, "gpu": 300}
+PHASE_SEEDS: dict[str, tuple[int, ...]] = {
+    "cpu-full": (0, 1, 2), "gpu-offline": (0, 1, 2), "gpu": (0, 1, 2)
+}  # fmt: skip
+#: Epochs of the phase-diagram runs ([P2]'s 300 scaled to the cpu-full budget; gpu-offline
+#: keeps cpu-full's so that only N changes).
+PHASE_EPOCHS: dict[str, int] = {"cpu-full": 120, "gpu-offline": 120, "gpu": 300}
 #: E4 smoothness probe (robmem.empirics.smoothness.local_smoothness) at the final model: step h in
 #: parameter ℓ2 units (≳ 1e-4·‖θ‖ ≈ 3e-3 for the MLP [512, 512], so rounding does not
 #: dominate), training points of the fixed batch, random directions.
@@ -115,7 +120,8 @@ PROBE_POINTS: int = 256
 PROBE_DIRECTIONS: int = 3
 #: How the claim is judged at the phase-diagram tiers (shown with the criteria in the report).
 PHASE_RULE = (
-    "At cpu-full and gpu: the criteria are applied in every cell of the phase diagram (data "
+    "At cpu-full, gpu-offline and gpu: the criteria are applied in every cell of the phase "
+    "diagram (data "
     "set and N × BatchNorm); cells whose premise fails are not applicable; the claim's verdict "
     "is the common verdict of the applicable cells, inconclusive when they disagree, not "
     "applicable when no cell is (robmem.bridge.criteria.phase_verdict)."
@@ -463,6 +469,13 @@ def _tiers(extra: str = "") -> dict[str, TierPlan]:
             "evaluation every 10 epochs, 300 test points; seeds 0, 1, 2 per run family"
             + ("; smoothness probe at the final PGD-AT and TRADES β = 6 models" if extra else ""),
             scale="phase diagram: 3 N × BN off/on, 3 seeds"),
+        "gpu-offline": TierPlan(
+            runs="phase diagram: cells MNIST-1D N = 1000 and N = 4000 (the verdict audit's "
+            "sizes), each without / with BatchNorm, every run setting as at cpu-full (MLP [512, "
+            f"512], {PHASE_EPOCHS['gpu-offline']} epochs, PGD-5 / PGD-10, 300 test points); "
+            "PGD-AT and TRADES β = 6" + extra + "; seeds 0, 1, 2 per run family; MNIST-1D is "
+            "generated locally, so a GPU machine without network runs it",
+            scale="phase diagram: MNIST-1D N = 1k / 4k × BN off/on, 3 seeds"),
         "gpu": TierPlan(
             runs="CIFAR-10 random labels, WRN-28-10, PGD-10 8/255, SGD 0.1 (×0.1 at 100, 200), "
             "wd 0, 300 epochs ([P2] train.py), phase cells N = 10k and 50k" + extra

@@ -21,6 +21,7 @@ T2_DIMS: dict[str, tuple[int, ...]] = {
     "smoke": (8, 512),
     "cpu": (8, 32, 128, 512),
     "cpu-full": (8, 32, 128, 512, 2048),
+    "gpu-offline": (8, 32, 128, 512, 2048),
     "gpu": (8, 32, 128, 512, 2048),
 }
 #: T4: redraws of an implicit bound's arguments until it is not clipped at the trivial value 1.
@@ -36,9 +37,13 @@ T3_DUAL_SLACK: float = 1e-6
 #: the mean neuron-noise cosine over init (memorization of small-margin noise).
 T3_MAX_ROBUST_ERROR: float = 0.02
 T3_MIN_ALIGNMENT_GAIN: float = 0.2
-T3_MIXED_ITERS: dict[str, int] = {"smoke": 300, "cpu": 300, "cpu-full": 600, "gpu": 600}
+T3_MIXED_ITERS: dict[str, int] = {
+    "smoke": 300, "cpu": 300, "cpu-full": 600, "gpu-offline": 600, "gpu": 600
+}  # fmt: skip
 #: T3: iterations of the linear FGSM-AT dynamics per tier.
-T3_ITERS: dict[str, int] = {"smoke": 3000, "cpu": 3000, "cpu-full": 5000, "gpu": 5000}
+T3_ITERS: dict[str, int] = {
+    "smoke": 3000, "cpu": 3000, "cpu-full": 5000, "gpu-offline": 5000, "gpu": 5000
+}  # fmt: skip
 
 
 def evaluate_t2(ctx: ClaimContext) -> ClaimResult:

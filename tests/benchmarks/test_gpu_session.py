@@ -241,6 +241,7 @@ def test_speed_goal(gs, seconds, ratio, passes):
 def test_gpu_tier_science_is_refused_offline_and_cpu_full_is_not(gs):
     assert "cifar10" in gs.science_problem("gpu", ["E3", "E4"])
     assert gs.science_problem("cpu-full", ["E3", "E4", "E6", "B1"]) is None
+    assert gs.science_problem("gpu-offline", ["E3", "E4", "E6", "B1"]) is None
 
 
 @pytest.mark.parametrize(

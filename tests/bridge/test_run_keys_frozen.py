@@ -20,7 +20,7 @@ import sys
 import pytest
 
 FIXTURE = pathlib.Path(__file__).with_name("run_keys_frozen.json")
-TIERS = ("smoke", "cpu", "cpu-full", "gpu")
+TIERS = ("smoke", "cpu", "cpu-full", "gpu-offline", "gpu")
 
 
 def cache_folders(tier: str) -> list[str]:

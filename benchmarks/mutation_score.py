@@ -76,6 +76,8 @@ _TORCH_PRELOAD = ("numpy", "torch", "torch.nn.functional", "hypothesis", "torcha
 # (MARGIN_TOLERANCE, MILP_TIME_LIMIT_S, …; scaling a threshold only moves the UNKNOWN band,
 # tested by name in the tests)
 _CERTIFY_TESTS = (
+    "tests/theory/test_rounding_allowances.py",
+    "tests/theory/test_structural_allowances.py",
     "tests/theory/test_certify_mutants.py",
     "tests/theory/test_float_rounding.py",
     "tests/theory/test_certify_negative.py",

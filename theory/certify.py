@@ -132,7 +132,17 @@ def certify_construction(
     included, see the module docstring) minus
     :func:`~robmem.theory.intervals.margin_error_bound`, per ball's box when
     (ReLU units × points) ≤ :data:`FORWARD_ALL_BUDGET`, else once over the hull of all
-    boxes. A ball is CERTIFIED when that exceeds :data:`MARGIN_TOLERANCE`. The allowance
+    boxes. The structural bound's own allowances, all outward: an ℓ∞ distance range's ends
+    move one ulp (one rounded subtraction per coordinate); an ℓ2 distance is the float
+    norm times (1 ∓ γ_{d+5}), then one ulp (γ_{d+3} covers the norm: d rounded differences,
+    the sum of squares and the square root; γ_2 more the factor and the product); the
+    sawtooth's squared-distance range is [(‖p − c‖ − δ)², (‖p − c‖ + δ)² + d·e_saw]
+    (e_saw = sawtooth_error_bound(teeth)), each step one ulp outward; each bump value is
+    within relative γ_3 (:func:`_bump`); and the final expression loses
+    γ_{N+STRUCTURAL_DEPTH} times its magnitude: S_y,lo + max_{c≠y} S_c,hi, plus
+    k(sup_box |f_clean| + M·S_y,lo) with a gate (whose slack term is
+    k·max(0, sup_box |f_clean| − M·S_y,lo)), and (|Δ| + kMε)·min(1, 1/(kM)) + ε for the
+    gate bound. A ball is CERTIFIED when that exceeds :data:`MARGIN_TOLERANCE`. The allowance
     is ~1e-8 to 1e-5 of the margin 1 (larger for steeper ramps and more centres), so a
     ball whose exact margin is within it of 0 (e.g. a point with a clean margin of a few
     1e-9 certified through the gate) can be UNKNOWN.

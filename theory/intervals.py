@@ -91,7 +91,9 @@ _TINY = 2.0**-1074
 
 def gamma(k: np.ndarray | int) -> np.ndarray:
     """Higham's γ_k = k·u/(1 − k·u) (0 for k = 0): a k-term float64 dot product, in any
-    summation order (BLAS blocking and FMA included), is within γ_k·|w|ᵀ|h| of the exact one."""
+    summation order (BLAS blocking and FMA included), is within γ_k·|w|ᵀ|h| of the exact one.
+
+    Raises ValueError unless k·u < 0.01 for every k (there γ_k < 1.0102·k·u)."""
     k = np.asarray(k, dtype=np.float64)
     if np.any(k * UNIT_ROUNDOFF >= 0.01):
         raise ValueError(f"gamma: k·u must stay below 0.01, got k = {k.max():.3g}")
@@ -122,7 +124,9 @@ def _propagate(net: ReLUNetwork, lo: np.ndarray, hi: np.ndarray, forward_error: 
     h ↦ σ(fl(W h + b)) stays within e' = |W| e + γ_{k+1}(|W| a + |b|) of the exact one,
     where a = m + ε + e bounds the computed activations (Higham, *Accuracy and Stability
     of Numerical Algorithms*, §3.1: the dot-product bound holds in any summation order;
-    ReLU is 1-Lipschitz). Underflow adds at most k·2^-1074 per row. A unit with
+    ReLU is 1-Lipschitz). Underflow adds at most k·2^-1074 per row to a computed sum; ε'
+    and e' each add 2k·2^-1074, the second k·2^-1074 for their own evaluation, whose
+    products can underflow to 0 where no relative inflation helps. A unit with
     u + ε < 0 is exactly 0, and with u + ε + e < 0 also 0 when computed: no error passes
     it. ε and e are computed in float64 from non-negative terms; each layer multiplies
     them by 1 + 8(k_max + 8)·u, more than their own relative rounding.
@@ -221,7 +225,8 @@ def margin_error_bound(
 ) -> np.ndarray:
     """Bound (n,) on how far the float64 forward's margin can fall below the exact one.
 
-    Binary: e₀. Multi-class: e_y + max_{c≠y} e_c (f̂_y − f̂_c ≥ f_y − f_c − e_y − e_c). A
+    Binary: e₀. Multi-class: (e_y + max_{c≠y} e_c)·(1 + 4u), as f̂_y − f̂_c ≥ f_y − f_c −
+    e_y − e_c and the factor covers the rounding of that sum. A
     float lower bound on the exact difference of the float outputs also bounds their rounded
     difference (rounding is monotone). A single box (one row of ``lo``, ``hi``) serves all
     labels.

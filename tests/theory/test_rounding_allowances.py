@@ -282,3 +282,29 @@ def test_multiclass_margin_error_bound_is_at_least_the_exact_sum():
         assert Fraction(float(got[i])) >= exact, i
         below += Fraction(float(err[i, y]) + other) < exact
     assert below > 0
+
+
+def test_underflow_allowance_is_exactly_the_documented_2k_subnormals():
+    """On all-zero data the allowance is the documented 2k·2^-1074 per row, exactly: every
+    product is 0, and the inflation cannot move a subnormal (rows with k = 2 and k = 1)."""
+    net = ReLUNetwork([np.array([[1.0, 1.0], [1.0, 0.0]])], [np.zeros(2)])
+    zero = np.zeros((1, 2))
+    eps, err = _propagate(net, zero, zero, forward_error=True)[2::2]
+    expected = [Fraction(2 * k) * SUBNORMAL for k in (2, 1)]
+    assert _fr(eps) == expected and _fr(err) == expected
+
+
+def test_multiclass_margin_error_bound_factor_is_one_plus_4u():
+    """The documented (e_y + max_{c≠y} e_c)·(1 + 4u), pinned where the sum is exact: two
+    identical output rows have e_y = e_c = e, and 2e is exact, so the result lies in
+    [2e(1 + 4u)(1 − u), 2e(1 + 4u)(1 + u)] (one rounding of the product); a factor of
+    1 + 8u would land above it."""
+    w1 = np.array([[1.5, -0.25], [0.75, 2.0]])
+    w2 = np.array([[1.25, -0.5], [1.25, -0.5], [0.5, 0.5]])
+    net = ReLUNetwork([w1, w2], [np.array([0.1, -0.3]), np.array([0.2, 0.2, -0.1])])
+    lo, hi = np.array([[0.0, 0.1]]), np.array([[0.9, 0.7]])
+    err = forward_error_bound(net, lo, hi)
+    assert err[0, 0] == err[0, 1] and err[0, 0] >= err[0, 2]
+    got = Fraction(float(margin_error_bound(net, lo, hi, np.array([0]), False)[0]))
+    two_e = 2 * Fraction(float(err[0, 0]))
+    assert two_e * (1 + 4 * U) * (1 - U) <= got <= two_e * (1 + 4 * U) * (1 + U)

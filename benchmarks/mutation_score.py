@@ -154,7 +154,7 @@ TARGETS: dict[str, Target] = {
             "TradesPGD",
         ),
         skip=(
-            "_norm_name",
+            "norm_name",
             "_check_eps",
             "_check_alpha",
             "_check_count",

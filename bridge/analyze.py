@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robmem.bridge.stats import CONFIDENCE, Estimate, fraction_ci, mean_ci
-from robmem.empirics.attacks import _norm_name
+from robmem.empirics.attacks import norm_name
 
 logger = logging.getLogger(__name__)
 
@@ -1202,7 +1202,7 @@ def analyze(
     """
     check_model(model)
     say = progress or (lambda message: None)
-    norm = _norm_name(norm)
+    norm = norm_name(norm)
     # an ℓ2 radius may exceed 1 (e.g. 2.0 on MNIST)
     eps = _require_number("eps", eps, high=1.0 if norm == "inf" else math.inf)
     steps = _require_int("steps", steps, 0)

@@ -36,8 +36,7 @@ import warnings
 import zipfile
 from typing import TYPE_CHECKING, Any
 
-from robmem.bridge import cmd_sweep
-from robmem.bridge.cmd_train import parse_float, parse_json_object
+from robmem.bridge.cmd_train import list_of, parse_float, parse_int, parse_json_object
 
 if TYPE_CHECKING:
     from torch import nn
@@ -45,14 +44,8 @@ if TYPE_CHECKING:
 EPOCH_CHOICES = ("last", "best", "all")
 
 
-def _list_of(parse: Any) -> Any:
-    """Comma- or space-separated values (``robmem sweep``'s list parser, spaces as commas)."""
-    values = cmd_sweep._list_of(parse)
-    return lambda text: values(text.replace(" ", ","))
-
-
-_int_list = _list_of(cmd_sweep._int)
-_float_list = _list_of(parse_float)
+_int_list = list_of(parse_int, spaces=True)
+_float_list = list_of(parse_float, spaces=True)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

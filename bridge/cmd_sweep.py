@@ -21,25 +21,13 @@ import json
 import pathlib
 import sys
 
-from robmem.bridge.cmd_train import add_config_flags, parse_float, resolve_config
-
-
-def _list_of(parse):
-    def inner(text: str) -> list:
-        parts = [p.strip() for p in text.split(",") if p.strip()]
-        if not parts:
-            raise argparse.ArgumentTypeError("needs at least one value, e.g. 0,1,2")
-        return [parse(p) for p in parts]
-
-    inner.__name__ = f"list of {getattr(parse, '__name__', 'value')}"
-    return inner
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
+from robmem.bridge.cmd_train import (
+    add_config_flags,
+    list_of,
+    parse_float,
+    parse_int,
+    resolve_config,
+)
 
 
 def _grid_item(text: str) -> tuple[str, list]:
@@ -76,11 +64,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=pathlib.Path, help="sweep folder (one sub-folder per run)")
     p.add_argument("--config", type=pathlib.Path, help="base config file (.toml or .json)")
     p.add_argument("--preset", choices=sorted(PRESETS), help="base config preset")
-    p.add_argument("--seeds", type=_list_of(_int), help="comma-separated seeds, e.g. 0,1,2")
+    p.add_argument("--seeds", type=list_of(parse_int), help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument(
-        "--noise-rates", type=_list_of(parse_float), help="label-noise rates, e.g. 0,0.2,1"
+        "--noise-rates", type=list_of(parse_float), help="label-noise rates, e.g. 0,0.2,1"
     )
-    p.add_argument("--epsilons", type=_list_of(parse_float), help="attack radii, e.g. 2/255,8/255")
+    p.add_argument("--epsilons", type=list_of(parse_float), help="attack radii, e.g. 2/255,8/255")
     p.add_argument(
         "--grid",
         type=_grid_item,
@@ -91,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--backend", choices=BACKENDS, default="local", help="execution engine")
     p.add_argument(
-        "--jobs", type=_int, default=1, help="parallel processes of the local backend (>= 1)"
+        "--jobs", type=parse_int, default=1, help="parallel processes of the local backend (>= 1)"
     )
     p.add_argument(
         "--ray-address", default=None, help="Ray cluster address ('auto' = the running one)"

@@ -56,6 +56,30 @@ def parse_float(text: str) -> float:
     return value
 
 
+def parse_int(text: str) -> int:
+    """Parse an integer."""
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
+
+
+def list_of(parse, *, spaces: bool = False):
+    """An argparse type: comma-separated values (also space-separated with ``spaces``), each
+    parsed by ``parse``; at least one."""
+
+    def inner(text: str) -> list:
+        if spaces:
+            text = text.replace(" ", ",")
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        if not parts:
+            raise argparse.ArgumentTypeError("needs at least one value, e.g. 0,1,2")
+        return [parse(p) for p in parts]
+
+    inner.__name__ = f"list of {getattr(parse, '__name__', 'value')}"
+    return inner
+
+
 def _optional(parse):
     def inner(text: str):
         if text.strip().lower() in ("none", "null"):

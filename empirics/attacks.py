@@ -65,7 +65,8 @@ _AFFINE_RTOL = 1e-4
 # ----------------------------------------------------------------------------- validation
 
 
-def _norm_name(norm: str | float | int) -> str:
+def norm_name(norm: str | float | int) -> str:
+    """The canonical name ("inf" or "2") of a norm given as a name, alias or number."""
     key = str(norm).lower()  # float("inf") -> "inf", 2 -> "2", 2.0 -> "2.0"
     if isinstance(norm, (int, float)) and not isinstance(norm, bool) and norm == 2:
         key = "2"
@@ -461,7 +462,7 @@ class PGD(Attack):
         self.eps = _check_eps(eps)
         self.alpha = _check_alpha(alpha)
         self.steps = _check_count(steps, "steps", 0)
-        self.norm = _norm_name(norm)
+        self.norm = norm_name(norm)
         self.random_start = bool(random_start)
         self.restarts = _check_count(restarts, "restarts", 1)
         if loss_fn is not None and not callable(loss_fn):
@@ -731,7 +732,7 @@ def linear_worst_case(
     x_adv : tensor (n, d) (dtype of x)
     margin : tensor (n,) float64, max_{j≠y} z_j(x_adv) − z_y(x_adv)
     """
-    norm = _norm_name(norm)
+    norm = norm_name(norm)
     eps = _check_eps(eps)
     w64, b64, x64 = w.double(), b.double(), x.double().flatten(1)
     n = x64.shape[0]
@@ -790,7 +791,7 @@ class LinearExactAttack(Attack):
         self, eps: float, norm: str = "inf", *, bounds: tuple[float, float] | None = PIXEL_BOUNDS
     ):
         self.eps = _check_eps(eps)
-        self.norm = _norm_name(norm)
+        self.norm = norm_name(norm)
         self.bounds = _check_bounds(bounds)
         self.eval_mode = True
 

@@ -2,7 +2,8 @@
 
 The oracle here is exact rational arithmetic (:class:`fractions.Fraction`: every float64 is
 a rational, so the exact-arithmetic network on float64 weights and inputs is computed with
-no error), written in this file and sharing no code with :mod:`robmem.theory.intervals`.
+no error), written in the tests (here and ``numpy_lowered.exact_forward``) and sharing no
+code with :mod:`robmem.theory.intervals`.
 Float64 margins of ball points come from the plain-numpy evaluator ``numpy_lowered``.
 
 Each soundness check is paired with its teeth: the same check with the rounding allowance
@@ -17,6 +18,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import scipy.sparse as sps
+from numpy_lowered import exact_forward
 from numpy_lowered import forward as np_forward
 from numpy_lowered import margin as np_margin
 
@@ -39,21 +41,6 @@ from robmem.theory.network import ReLUNetwork
 
 
 # ----------------------------------------------------------------------- exact oracle
-def exact_forward(net: ReLUNetwork, point: np.ndarray) -> list[Fraction]:
-    """The network in exact rational arithmetic at one float64 input."""
-    h = [Fraction(float(v)) for v in point]
-    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
-        dense = w.toarray() if hasattr(w, "toarray") else np.asarray(w)
-        out = []
-        for j in range(dense.shape[0]):
-            s = Fraction(float(b[j]))
-            for i in np.flatnonzero(dense[j]):
-                s += Fraction(float(dense[j, i])) * h[i]
-            out.append(s if k == len(net.weights) - 1 or s > 0 else Fraction(0))
-        h = out
-    return h
-
-
 def exact_margin(out: list[Fraction], label: int, binary: bool) -> Fraction:
     if binary:
         return out[0] if label == 1 else -out[0]

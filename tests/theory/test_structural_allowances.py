@@ -10,8 +10,9 @@ of 1, so no end-to-end soundness check sees them. Here the instances are dyadic 
 points, radii, bump ends at multiples of powers of two, ℓ2 distances from Pythagorean
 triples), so float64 computes the distances and bump values exactly and the only
 differences from the exact formula are the documented allowances (plus a few roundings of
-the final expression, bounded in each test). The oracle, written in this file with
-:class:`fractions.Fraction` (no code shared with theory/), evaluates the documented formula
+the final expression, bounded in each test). The oracle, written in the tests with
+:class:`fractions.Fraction` (here and ``numpy_lowered.exact_forward``; no code shared with
+theory/), evaluates the documented formula
 exactly. The structural part of ``margin_lower`` is recovered as margin_lower +
 margin_error_bound (public), exact up to one rounding of that difference.
 
@@ -30,6 +31,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from numpy_lowered import exact_forward
 
 import robmem.theory.certify as certify_module
 from robmem.theory.certificates import Status
@@ -69,21 +71,6 @@ def _up(v: float) -> Fraction:
 
 def _down(v: float) -> Fraction:
     return Fraction(math.nextafter(v, -math.inf))
-
-
-def _exact_forward(net: ReLUNetwork, point: np.ndarray) -> list[Fraction]:
-    """The lowered network in exact rational arithmetic at one float64 input."""
-    h = [Fraction(float(v)) for v in point]
-    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
-        dense = w.toarray() if hasattr(w, "toarray") else np.asarray(w)
-        out = []
-        for j in range(dense.shape[0]):
-            s = Fraction(float(b[j]))
-            for i in np.flatnonzero(dense[j]):
-                s += Fraction(float(dense[j, i])) * h[i]
-            out.append(s if k == len(net.weights) - 1 or s > 0 else Fraction(0))
-        h = out
-    return h
 
 
 def _structural(model, q, label, radius, norm="inf", **kwargs) -> tuple[Fraction, Fraction]:
@@ -128,7 +115,7 @@ def test_linf_structural_bound_is_the_documented_formula_with_its_allowances():
     own, opp = (0.125 - E, 0.125 + E), (0.375 - 3 * E, 0.375 + E)
     model = _two_centres(0.25, 0.75, own, opp)
     structural, recovery = _structural(model, [0.25], 1, 0.125)
-    out = _exact_forward(model.network(), np.array([0.375]))
+    out = exact_forward(model.network(), np.array([0.375]))
     assert out[0] == Fraction(1, 4)  # the exact margin at the ball point nearest the opposite
     assert structural <= out[0] + recovery
     s_own, s_opp = _trap(_up(0.125), *own), _trap(_down(0.375), *opp)

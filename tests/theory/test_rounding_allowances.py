@@ -308,3 +308,28 @@ def test_multiclass_margin_error_bound_factor_is_one_plus_4u():
     got = Fraction(float(margin_error_bound(net, lo, hi, np.array([0]), False)[0]))
     two_e = 2 * Fraction(float(err[0, 0]))
     assert two_e * (1 + 4 * U) * (1 - U) <= got <= two_e * (1 + 4 * U) * (1 + U)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("classes", [1, 3], ids=["binary", "3-class"])
+def test_float_margin_lower_is_the_two_bounds_from_one_propagation(sparse, classes):
+    """float_margin_lower returns exactly (ibp_margin_lower − margin_error_bound,
+    margin_error_bound), bit for bit, per box and with one box for every label."""
+    import scipy.sparse as sps
+
+    from robmem.theory.intervals import float_margin_lower
+
+    rng = np.random.default_rng(7 + classes)
+    w = [rng.normal(size=(5, 3)) * 30, rng.normal(size=(4, 5)), rng.normal(size=(classes, 4))]
+    if sparse:
+        w = [sps.csr_matrix(np.where(np.abs(m) > 0.4, m, 0.0)) for m in w]
+    net = ReLUNetwork(w, [rng.normal(size=m.shape[0]) for m in w])
+    lo = rng.uniform(0, 0.5, size=(6, 3))
+    hi = lo + rng.uniform(0, 0.5, size=(6, 3))
+    labels = rng.integers(0, 2, size=6) if classes == 1 else rng.integers(0, classes, size=6)
+    for box_lo, box_hi in ((lo, hi), (lo[:1], hi[:1])):
+        lower, err = float_margin_lower(net, box_lo, box_hi, labels, classes == 1)
+        want_err = margin_error_bound(net, box_lo, box_hi, labels, classes == 1)
+        want = ibp_margin_lower(net, box_lo, box_hi, labels, classes == 1) - want_err
+        assert lower.shape == (6,) and np.array_equal(err, want_err)
+        assert np.array_equal(lower, want)

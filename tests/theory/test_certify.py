@@ -370,28 +370,51 @@ def test_pgd_from_torchattacks_agrees_with_certificates():
                 assert fooled[i] and res.status[i] is Status.REFUTED
 
 
+@pytest.mark.parametrize("scale", [1.0, 2.0**40], ids=["plain", "steep"])
 @pytest.mark.parametrize("multiclass", [False, True], ids=["binary", "3-class"])
-def test_linear_network_l2_balls_use_the_closed_form_margin(multiclass):
-    """A one-layer network's ℓ2 margin is closed-form (SPEC T3): f = x₁ + x₂ − ½ at
-    (½, ½) with δ = 0.3 has ball margin ½ − 0.3√2 ≈ 0.076 > 0, while the box corner
-    (0.2, 0.2) has −0.1, so IBP and the box MILP cannot certify it. certify_network must
+def test_linear_network_l2_balls_use_the_closed_form_margin(multiclass, scale):
+    """A one-layer network's ℓ2 margin is closed-form (SPEC T3): f = K(x₁ + x₂ − ½) at
+    (½, ½) with δ = 0.3 has ball margin K(½ − 0.3√2) ≈ 0.076K > 0, while the box corner
+    (0.2, 0.2) has −0.1K, so IBP and the box MILP cannot certify it. certify_network must
     certify it, with margin_lower at most the exact value (checked in Fractions:
-    ((½ − m)/0.3)² ≥ 2) and not far below it. The 3-class twin adds a class whose
-    logit difference is the same f, and one that is never close."""
+    ((K/2 − m)/(0.3K))² ≥ 2), not far below it, and at most the closed form less the
+    forward error bound (K = 2^40 makes that bound ~1e-4, so it matters). The 3-class twin
+    adds a class whose logit difference is the same f, and one that is never close."""
     from fractions import Fraction
 
+    from robmem.theory.intervals import clean_margin_lower, margin_error_bound
+
     if multiclass:
-        w = np.array([[1.0, 1.0], [0.0, 0.0], [-1.0, -1.0]])
-        net = ReLUNetwork([w], [np.array([-0.5, 0.0, 0.0])])
+        w = np.array([[1.0, 1.0], [0.0, 0.0], [-1.0, -1.0]]) * scale
+        net = ReLUNetwork([w], [np.array([-0.5, 0.0, 0.0]) * scale])
         labels = np.array([0])
     else:
-        net = ReLUNetwork([np.array([[1.0, 1.0]])], [np.array([-0.5])])
+        net = ReLUNetwork([np.array([[1.0, 1.0]]) * scale], [np.array([-0.5]) * scale])
         labels = np.array([1])
+    enc = labels if multiclass else (labels == 1).astype(int)
     x = np.array([[0.5, 0.5]])
     box = certify_network(net, x, labels, 0.3, "inf")
     assert box.status[0] is Status.REFUTED  # the ℓ∞ ball does cross the boundary
     res = certify_network(net, x, labels, 0.3, "2")
     assert res.status[0] is Status.CERTIFIED and res.method[0] == "linear"
     m = Fraction(float(res.margin_lower[0]))
-    assert ((Fraction(1, 2) - m) / Fraction(0.3)) ** 2 >= 2
-    assert float(m) > 0.5 - 0.3 * np.sqrt(2) - 1e-12
+    k = Fraction(scale)
+    assert ((k / 2 - m) / (Fraction(0.3) * k)) ** 2 >= 2
+    assert float(m) > scale * (0.5 - 0.3 * np.sqrt(2) - 1e-12)
+    err = margin_error_bound(
+        net, np.array([[0.2, 0.2]]), np.array([[0.8, 0.8]]), enc, not multiclass
+    )
+    closed = clean_margin_lower(net, x, enc, 0.3, "2", not multiclass, (0.0, 1.0))
+    assert scale == 1.0 or err[0] > 1e-5
+    assert res.margin_lower[0] <= closed[0] - err[0]
+
+
+def test_only_one_layer_l2_balls_take_the_linear_closed_form():
+    """The documented method: "linear" only for a one-layer network on ℓ2 balls; a deeper
+    network on ℓ2 balls and a linear one on ℓ∞ balls keep IBP ("ibp")."""
+    x, labels = np.array([[0.5, 0.5]]), np.array([1])
+    linear = ReLUNetwork([np.array([[1.0, 1.0]])], [np.array([-0.5])])
+    deep = ReLUNetwork([np.eye(2), np.array([[1.0, 1.0]])], [np.zeros(2), np.array([-0.5])])
+    assert certify_network(linear, x, labels, 0.1, "inf").method == ["ibp"]
+    assert certify_network(deep, x, labels, 0.1, "2").method == ["ibp"]
+    assert certify_network(linear, x, labels, 0.1, "2").method == ["linear"]

@@ -488,19 +488,24 @@ def test_linear_l2_clean_margin_allows_for_the_norm_rounding():
     assert above >= 1  # the plain float value is not a bound in some draws
 
 
-def test_empty_small_margin_set_subtracts_the_forward_error_bound():
+@pytest.mark.parametrize("norm", ["inf", "2"])
+def test_empty_small_margin_set_subtracts_the_forward_error_bound(norm):
     """With no centres f̂ = f_clean: certify_construction's margin_lower is at most the
     exact clean margin bound less the forward error bound (f = 2^40·(x − 0.2), so that
-    bound is ~3e-4 and matters)."""
+    bound is ~3e-4 and matters). For ℓ2 the bound is the larger of the linear closed form
+    (certify_network's method "linear") and IBP over the box; for ℓ∞ IBP over the box."""
     k_scale = 2.0**40
     clean = ReLUNetwork([np.array([[k_scale]])], [np.array([-0.2 * k_scale])])
     x, y = np.array([[0.3], [0.6], [0.9]]), np.array([1, 1, 1])
-    model = build_construction(x, y, 0.01, clean=clean, subset="small-margin")
+    model = build_construction(x, y, 0.01, norm, clean=clean, subset="small-margin")
     assert model.n_centres == 0
-    res = certify(model, x, y, 0.01)
+    res = certify(model, x, y, 0.01, norm)
+    assert res.method == (["linear"] * 3 if norm == "2" else ["ibp"] * 3)
     lo, hi = np.clip(x - 0.01, 0, 1), np.clip(x + 0.01, 0, 1)
     err = margin_error_bound(clean, lo, hi, y, True)
     bound = clean_margin_lower(clean, x, y, 0.01, "inf", True, (0.0, 1.0))
+    if norm == "2":
+        bound = np.maximum(bound, clean_margin_lower(clean, x, y, 0.01, "2", True, (0.0, 1.0)))
     assert err.min() > 1e-4 and res.certified_fraction == 1.0
     assert np.all(res.margin_lower <= bound - err)  # the same float64 operations
 

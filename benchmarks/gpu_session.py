@@ -31,9 +31,11 @@ Stages (``--stages`` selects and orders them; the default is all, in this order)
     once. The registry's ``gpu`` tier needs CIFAR-10, which the offline GPU machine does not
     have, so the default is the ``gpu-offline`` tier: the E3/E4 phase diagram at MNIST-1D
     N = 1k / 4k, E6 at N = 2000 and B1 over N = 1k / 2k / 4k, every other setting as at
-    cpu-full (labelled as such: gpu-offline verdicts, not gpu-tier ones). Estimated from the
-    cpu-full runs' core-seconds (none measured on a GPU): ~450, ~200 and ~550 process-seconds
-    at ~2-4 ms per launch-bound MLP step, i.e. ~1, ~0.5 and ~1 min with 12 runs packed.
+    cpu-full (labelled as such: gpu-offline verdicts, not gpu-tier ones). Measured on the
+    2-core development CPU (results/gpu-offline, --jobs 2): E3+E4 3,000 CPU-seconds (26 min
+    wall), E6 1,150 (10 min), B1 1,150 for its 18 models beyond cpu-full's (10 min); on the
+    GPU machine (16 cores, launch-bound MLP steps) not yet measured. Its reports there are a
+    device cross-check of the committed CPU ones.
     The report folders come back as ``science_reports.tar.gz``.
 
 Files written under the output folder (the device returns at most 8, flat names):

@@ -76,7 +76,10 @@ class Estimate:
         )
 
     def text(self, fmt: str = ".3g", unit: str = "") -> str:
-        """``"12.3 [10.1, 14.5] (n=3, t)"``; an unbounded interval is written ``[−∞, ∞]``."""
+        """``"12.3 [10.1, 14.5] (n=3, t 95 % CI)"``; an unbounded interval is written
+        ``[−∞, ∞]``. A t-interval of n ≥ 2 equal values has zero width, which says only that
+        the seeds agree (e.g. the same count on the same test set), not that the number has
+        no sampling error: the text says ``all n values equal``."""
 
         def f(v: float) -> str:
             if math.isinf(v):
@@ -85,9 +88,11 @@ class Estimate:
                 return "nan"
             return format(v, fmt)
 
+        equal = self.method == "t" and self.n >= 2 and len(set(self.values)) == 1
         return (
             f"{f(self.mean)}{unit} [{f(self.low)}, {f(self.high)}]{unit} "
-            f"(n={self.n}, {self.method} {100 * self.confidence:g} % CI)"
+            f"(n={self.n}, {self.method} {100 * self.confidence:g} % CI"
+            + (f"; all {self.n} values equal)" if equal else ")")
         )
 
     def as_dict(self) -> dict[str, object]:

@@ -166,3 +166,11 @@ def test_criterion_and_amendment_inputs() -> None:
         Criterion("x", "x", WITHIN, 1.0, upper=0.0)
     with pytest.raises(ValueError):
         Amendment("E1", "x", "a", "b", "yesterday", "r")
+
+
+def test_text_flags_a_zero_width_interval_of_equal_values():
+    """n equal seed values give a zero-width t-interval; the text says why, so a reader does
+    not take it for a number without sampling error. Unequal values and one value do not."""
+    assert mean_ci([0.9, 0.9, 0.9]).text().endswith("(n=3, t 95 % CI; all 3 values equal)")
+    assert mean_ci([0.9, 0.8, 0.9]).text().endswith("(n=3, t 95 % CI)")
+    assert "equal" not in mean_ci([0.9]).text()

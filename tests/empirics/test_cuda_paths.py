@@ -150,30 +150,22 @@ def _bf16_bench():
     return module
 
 
-def _train_lenet(digits, device: str, channels_last: bool) -> torch.nn.Module:
+def _train_lenet(digits, device: str, channels_last: bool, plain_fit) -> torch.nn.Module:
     torch.manual_seed(0)
     model = build_model("lenet5", 10, digits.in_shape).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
-    x, y = digits.train_x.to(device), digits.train_y.to(device)
-    for _ in range(10):
-        for i in range(0, len(y), 128):
-            loss = F.cross_entropy(model(x[i : i + 128]), y[i : i + 128])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
+    return plain_fit(model, digits.train_x.to(device), digits.train_y.to(device), 10)
 
 
 @pytest.mark.parametrize("arch", ["mlp", "lenet5-channels-last"])
-def test_bf16_attack_is_as_strong_as_fp32_on_the_device(arch, trained_mlp, digits):
+def test_bf16_attack_is_as_strong_as_fp32_on_the_device(arch, trained_mlp, digits, plain_fit):
     bench = _bf16_bench()
     cl = arch.endswith("channels-last")
     if arch == "mlp":
         model = copy.deepcopy(trained_mlp).to(DEVICE)
     else:
-        model = _train_lenet(digits, DEVICE, channels_last=cl)
+        model = _train_lenet(digits, DEVICE, channels_last=cl, plain_fit=plain_fit)
     x, y = digits.test_x.to(DEVICE), digits.test_y.to(DEVICE)
     common = dict(eps=EPS, steps=10, channels_last=cl, seed=1, batch_size=512)
     v32 = bench.robust_verdicts(model, x, y, amp_dtype=None, **common)

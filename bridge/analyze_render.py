@@ -80,10 +80,11 @@ def _caption(a: Analysis, text: str) -> str:
     )
 
 
-def _save(fig: Any, figures: pathlib.Path, name: str) -> None:
+def _save(fig: Any, figures: pathlib.Path, name: str) -> str:
     fig.tight_layout()
     fig.savefig(figures / name, dpi=DPI)
     _plt().close(fig)
+    return name
 
 
 def _err(ests: Sequence[Estimate], scale: float = 1.0) -> np.ndarray:
@@ -102,9 +103,7 @@ def figure_e1(a: Analysis, figures: pathlib.Path) -> tuple[str, str]:
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 105)
     ax.grid(alpha=0.3, axis="y")
-    name = "e1_accuracies.png"
-    _save(fig, figures, name)
-    return name, _caption(
+    return _save(fig, figures, "e1_accuracies.png"), _caption(
         a, "E1 ([P1] Table 1): the four accuracies with 95 % Wilson intervals over the examples."
     )
 
@@ -135,9 +134,7 @@ def figure_e2(analyses: Sequence[Analysis], figures: pathlib.Path) -> tuple[str,
     for ax in axes[1]:
         ax.set_xlabel(EPS_LABEL)
     axes[0, 0].legend(fontsize=7)
-    name = "e2_flatness_vs_eps.png"
-    _save(fig, figures, name)
-    return name, _caption(
+    return _save(fig, figures, "e2_flatness_vs_eps.png"), _caption(
         last,
         "E2 (input loss landscape, [P1] Figs 2-3): mean over samples of the PGD lower estimate "
         "of max_{‖ξ‖∞≤ε} ‖∇ₓL(x+ξ)‖₁ (top) and of max_{‖ξ‖∞≤ε} L(x+ξ)−L(x) (bottom), train "
@@ -190,9 +187,7 @@ def figure_b1(analyses: Sequence[Analysis], figures: pathlib.Path) -> tuple[str,
     bx.set_title(f"{last.label}, per ε (test set)", fontsize=10)
     bx.grid(alpha=0.3)
     bx.legend(fontsize=7)
-    name = "b1_gap_vs_bounds.png"
-    _save(fig, figures, name)
-    return name, _caption(
+    return _save(fig, figures, "b1_gap_vs_bounds.png"), _caption(
         last,
         "B1: measured robust generalization gap against [P1] Thm 6.3 (global flatness; hidden "
         "constants set to C = 1, C(D,L) = 0, so a shape, not a certified bound) and the exact "
@@ -217,9 +212,7 @@ def figure_b2(a: Analysis, figures: pathlib.Path) -> tuple[str, str]:
     ax.set_ylabel("test − train 0-1 error (fraction, log scale)")
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
-    name = "b2_clean_gap_vs_vc.png"
-    _save(fig, figures, name)
-    return name, _caption(
+    return _save(fig, figures, "b2_clean_gap_vs_vc.png"), _caption(
         a,
         "B2: clean generalization gap (Newcombe 95 % interval) against the VC bound "
         "√(2 log Π(N)/N) + √(log(1/Δ)/(2N)) with the Bartlett-Harvey-Liaw-Mehrabian VC "
@@ -241,9 +234,7 @@ def figure_per_example(a: Analysis, figures: pathlib.Path) -> tuple[str, str]:
         ax.set_ylabel("examples")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    name = "per_example_robust_loss.png"
-    _save(fig, figures, name)
-    return name, _caption(
+    return _save(fig, figures, "per_example_robust_loss.png"), _caption(
         a,
         "Per-example robust loss and margin ([P2] §4) at the per-sample worst attack point, "
         "train vs test.",

@@ -272,15 +272,13 @@ def _select_checkpoints(run_dir: pathlib.Path, config: Any, wanted: str | list[i
 
 
 def _check_positive(args: argparse.Namespace) -> None:
-    for name in ("n_train", "n_test", "batch_size", "threads", "landscape_samples",
-                 "landscape_steps", "restarts"):  # fmt: skip
+    at_least = {"n_train": 1, "n_test": 1, "batch_size": 1, "threads": 1, "landscape_samples": 1,
+                "landscape_steps": 1, "restarts": 1, "steps": 0, "data_seed": 0,
+                "landscape_seed": 0}  # fmt: skip
+    for name, low in at_least.items():
         v = getattr(args, name)
-        if v is not None and v < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 1, got {v}")
-    for name in ("steps", "data_seed", "landscape_seed"):
-        v = getattr(args, name)
-        if v is not None and v < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 0, got {v}")
+        if v is not None and v < low:
+            raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {v}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -775,20 +775,18 @@ def resolve_data(
         name = f"{train} (data seed {data_seed})"
         tr_idx, te_idx = np.arange(len(split.train_y)), np.arange(len(split.test_y))
         train_x, train_y, test_x, test_y = split.train_x, split.train_y, split.test_x, split.test_y
-    elif isinstance(train, DatasetSplit):
-        if test is not None:
-            raise ValueError("test must be None when train is a DatasetSplit")
-        train_x, train_y, tr_idx = _one_split(
-            (train.train_x, train.train_y), n_train, data_seed, "train"
-        )
-        test_x, test_y, te_idx = _one_split((train.test_x, train.test_y), n_test, data_seed, "test")
-        name = train.name
     else:
-        if test is None:
+        if isinstance(train, DatasetSplit):
+            if test is not None:
+                raise ValueError("test must be None when train is a DatasetSplit")
+            name = train.name
+            train, test = (train.train_x, train.train_y), (train.test_x, train.test_y)
+        elif test is None:
             raise ValueError("test is required unless train names a built-in data set")
+        else:
+            name = "user data"
         train_x, train_y, tr_idx = _one_split(train, n_train, data_seed, "train")
         test_x, test_y, te_idx = _one_split(test, n_test, data_seed, "test")
-        name = "user data"
     _check_pixel_range(train_x, "train_x")
     _check_pixel_range(test_x, "test_x")
     if train_x.shape[1:] != test_x.shape[1:]:

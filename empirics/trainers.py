@@ -322,9 +322,10 @@ def evaluate(
     autocast = _autocast(config, device) if config is not None else contextlib.nullcontext()
     n = len(y)
     # Summed on the device in float64 (as the former Python-float sums): one sync at the end.
+    # Keyed by the returned names; the *_acc entries hold counts until the division by n.
     zero = torch.zeros((), dtype=torch.float64, device=device)
-    sums = dict.fromkeys(("clean_correct", "clean_loss", "robust_correct", "robust_loss"), zero)
-    extra_correct = dict.fromkeys(y_extra or {}, zero)
+    sums = dict.fromkeys(("clean_acc", "clean_loss", "robust_acc", "robust_loss"), zero)
+    sums.update(dict.fromkeys((f"clean_acc_{key}" for key in y_extra or {}), zero))
     try:
         for start in range(0, n, batch_size):
             lo, hi, rows = 0, len(y[start : start + batch_size]), None
@@ -337,38 +338,29 @@ def evaluate(
                 xb = _to_memory_format(xb, config)
             with torch.no_grad(), autocast:
                 logits = model(xb).float()
-            sums["clean_correct"] = sums["clean_correct"] + (logits.argmax(1) == yb).sum()
+            sums["clean_acc"] = sums["clean_acc"] + (logits.argmax(1) == yb).sum()
             sums["clean_loss"] = sums["clean_loss"] + F.cross_entropy(logits, yb, reduction="sum")
             for key, labels in (y_extra or {}).items():
                 lb = labels[start + lo : start + hi]
-                extra_correct[key] = extra_correct[key] + (logits.argmax(1) == lb).sum()
+                sums[f"clean_acc_{key}"] = sums[f"clean_acc_{key}"] + (logits.argmax(1) == lb).sum()
             if attack is not None:
                 with autocast:
                     x_adv = attack(model, xb, yb, rows=rows)
                 with torch.no_grad(), autocast:
                     logits_adv = model(x_adv).float()
-                sums["robust_correct"] = sums["robust_correct"] + (logits_adv.argmax(1) == yb).sum()
+                sums["robust_acc"] = sums["robust_acc"] + (logits_adv.argmax(1) == yb).sum()
                 sums["robust_loss"] = sums["robust_loss"] + F.cross_entropy(
                     logits_adv, yb, reduction="sum"
                 )
     finally:
         model.train(was_training)
     if group is not None:
-        total = group.all_reduce(torch.stack([*sums.values(), *extra_correct.values()]))
-        sums.update(zip(sums, total[: len(sums)], strict=True))
-        extra_correct.update(zip(extra_correct, total[len(sums) :], strict=True))
-    sums = {k: float(v) for k, v in sums.items()}
-    extra_correct = {k: float(v) for k, v in extra_correct.items()}
-    out = {
-        "clean_acc": sums["clean_correct"] / n,
-        "clean_loss": sums["clean_loss"] / n,
+        sums.update(zip(sums, group.all_reduce(torch.stack(list(sums.values()))), strict=True))
+    return {
+        k: float(v) / n
+        for k, v in sums.items()
+        if attack is not None or not k.startswith("robust_")
     }
-    if attack is not None:
-        out["robust_acc"] = sums["robust_correct"] / n
-        out["robust_loss"] = sums["robust_loss"] / n
-    for key, value in extra_correct.items():
-        out[f"clean_acc_{key}"] = value / n
-    return out
 
 
 def global_grad_norm(model: nn.Module) -> torch.Tensor:

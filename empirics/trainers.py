@@ -659,8 +659,6 @@ def train(
         have_clean = have_rob = False
         batch_bar = None
         if progress:
-            from tqdm.auto import tqdm
-
             batch_bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}", leave=False)
         model.train()
         for i in range(steps_per_epoch):

@@ -214,20 +214,15 @@ def separability_evidence(
     if math.isinf(p) or p == 1:
         from scipy.optimize import linprog
 
-        if math.isinf(p):
-            # variables [λ (n), s]: minimize s s.t. -s <= (Aλ)_j <= s, Σλ = 1
-            c = np.r_[np.zeros(n), 1.0]
-            a_ub = np.block([[a, -np.ones((d, 1))], [-a, -np.ones((d, 1))]])
-            b_ub = np.zeros(2 * d)
-            a_eq = np.r_[np.ones(n), 0.0][None, :]
-            bounds = [(0, None)] * n + [(0, None)]
-        else:
-            # variables [λ (n), t (d)]: minimize Σt s.t. -t <= Aλ <= t, Σλ = 1
-            c = np.r_[np.zeros(n), np.ones(d)]
-            a_ub = np.block([[a, -np.eye(d)], [-a, -np.eye(d)]])
-            b_ub = np.zeros(2 * d)
-            a_eq = np.r_[np.ones(n), np.zeros(d)][None, :]
-            bounds = [(0, None)] * (n + d)
+        # p = ∞: variables [λ (n), s]: minimize s s.t. -s <= (Aλ)_j <= s, Σλ = 1;
+        # p = 1: variables [λ (n), t (d)]: minimize Σt s.t. -t <= Aλ <= t, Σλ = 1
+        slack = np.ones((d, 1)) if math.isinf(p) else np.eye(d)
+        k = slack.shape[1]
+        c = np.r_[np.zeros(n), np.ones(k)]
+        a_ub = np.block([[a, -slack], [-a, -slack]])
+        a_eq = np.r_[np.ones(n), np.zeros(k)][None, :]
+        b_ub = np.zeros(2 * d)
+        bounds = [(0, None)] * (n + k)
         res = linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=[1.0], bounds=bounds, method="highs")
         if res.status != 0:
             raise RuntimeError(f"separability LP failed: {res.message}")

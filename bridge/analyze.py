@@ -1430,11 +1430,8 @@ def run_checkpoints(run_dir: Any) -> list[RunCheckpoint]:
     for path in sorted(folder.glob("*.pt")):
         payload = load_checkpoint(path, map_location="cpu")
         epoch = int(payload.get("epoch", -1))
-        if epoch in by_epoch:
-            prev = by_epoch[epoch]
-            by_epoch[epoch] = RunCheckpoint(epoch, prev.path, prev.names + (path.name,))
-        else:
-            by_epoch[epoch] = RunCheckpoint(epoch, path, (path.name,))
+        prev = by_epoch.get(epoch, RunCheckpoint(epoch, path, ()))  # keeps the first path
+        by_epoch[epoch] = RunCheckpoint(epoch, prev.path, prev.names + (path.name,))
     if not by_epoch:
         raise FileNotFoundError(f"run_dir={str(run_dir)!r} has no checkpoint (*.pt) files")
     return [by_epoch[e] for e in sorted(by_epoch)]

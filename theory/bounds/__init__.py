@@ -10,8 +10,8 @@ conformance check over all of them. Torch-based measures live in
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
-from typing import Any
 
 from robmem.theory.bounds import capacity, flatness, pacbayes, rademacher, spectral, vc
 from robmem.theory.bounds.result import BoundResult, BoundSpec, Param
@@ -38,8 +38,10 @@ _PAC_BAYES_PARAMS = (
 )
 
 
-def _spec(func: Callable[..., BoundResult], expr: Callable[[], Any], params, **kw) -> BoundSpec:
-    """The registry entry of ``func``, named after it (the name its results carry)."""
+def _spec(func: Callable[..., BoundResult], params, **kw) -> BoundSpec:
+    """The registry entry of ``func``, named after it (the name its results carry), with the
+    sympy form ``<name>_expr`` defined next to it in its module."""
+    expr = getattr(sys.modules[func.__module__], f"{func.__name__}_expr")
     return BoundSpec(func.__name__, func, expr, params, **kw)
 
 
@@ -48,7 +50,6 @@ REGISTRY: dict[str, BoundSpec] = {
     for spec in (
         _spec(
             flatness.global_flatness_gap,
-            flatness.global_flatness_gap_expr,
             (
                 Param("n", 1.0, 1e6, -1, log_scale=True),
                 Param("dim", 1.0, 100.0, +1),
@@ -62,12 +63,10 @@ REGISTRY: dict[str, BoundSpec] = {
         ),
         _spec(
             flatness.first_order_robust_gap,
-            flatness.first_order_robust_gap_expr,
             (Param("delta", 0.0, 1.0, +1), Param("grad_dual_sup", 0.0, 100.0, +1)),
         ),
         _spec(
             flatness.prop64_gap_lower,
-            flatness.prop64_gap_lower_expr,
             (
                 Param("delta", 0.0, 1.0, +1),
                 Param("grad_l1_mean", 0.0, 100.0, +1),
@@ -76,7 +75,6 @@ REGISTRY: dict[str, BoundSpec] = {
         ),
         _spec(
             vc.vc_dimension_upper_bhlm,
-            vc.vc_dimension_upper_bhlm_expr,
             (
                 Param("input_dim", 1, 1000, +1, integer=True, log_scale=True),
                 Param("width", 1, 1000, +1, integer=True, log_scale=True),
@@ -86,7 +84,6 @@ REGISTRY: dict[str, BoundSpec] = {
         ),
         _spec(
             vc.vc_generalization_gap,
-            vc.vc_generalization_gap_expr,
             (
                 Param("n", 1.0, 1e7, -1, log_scale=True),
                 Param("vc", 1.0, 1e6, +1, log_scale=True),
@@ -95,7 +92,6 @@ REGISTRY: dict[str, BoundSpec] = {
         ),
         _spec(
             vc.clean_gap_sqrt_complexity,
-            vc.clean_gap_sqrt_complexity_expr,
             (
                 Param("n", 1.0, 1e7, -1, log_scale=True),
                 Param("complexity", 0.0, 1e6, +1),
@@ -104,17 +100,14 @@ REGISTRY: dict[str, BoundSpec] = {
         ),
         _spec(
             rademacher.adversarial_rademacher_linear_upper,
-            rademacher.adversarial_rademacher_linear_upper_expr,
             _LINEAR_ARC_PARAMS,
         ),
         _spec(
             rademacher.adversarial_rademacher_linear_lower,
-            rademacher.adversarial_rademacher_linear_lower_expr,
             _LINEAR_ARC_PARAMS,
         ),
         _spec(
             rademacher.rademacher_margin_generalization,
-            rademacher.rademacher_margin_generalization_expr,
             (
                 Param("n", 1.0, 1e6, -1, log_scale=True),
                 Param("rademacher", 0.0, 10.0, +1),
@@ -124,18 +117,15 @@ REGISTRY: dict[str, BoundSpec] = {
         ),
         _spec(
             pacbayes.pac_bayes_kl_bound,
-            pacbayes.pac_bayes_kl_bound_expr,
             _PAC_BAYES_PARAMS,
             implicit=True,
         ),
         _spec(
             pacbayes.pac_bayes_classic_bound,
-            pacbayes.pac_bayes_classic_bound_expr,
             _PAC_BAYES_PARAMS,
         ),
         _spec(
             spectral.bartlett2017_spectral_bound,
-            spectral.bartlett2017_spectral_bound_expr,
             (
                 Param("n", spectral.BARTLETT_MIN_N, 1e7, -1, log_scale=True),
                 Param("n_params", 2.0, 1e8, +1, log_scale=True),
@@ -147,7 +137,6 @@ REGISTRY: dict[str, BoundSpec] = {
         ),
         _spec(
             spectral.neyshabur2018_spectral_bound,
-            spectral.neyshabur2018_spectral_bound_expr,
             (
                 Param("n", 1.0, 1e7, -1, log_scale=True),
                 Param("depth", 1.0, 100.0, +1),
@@ -159,7 +148,6 @@ REGISTRY: dict[str, BoundSpec] = {
         ),
         _spec(
             capacity.memorization_lower_bound,
-            capacity.memorization_lower_bound_expr,
             (
                 Param("n_points", 1.0, 1e6, +1, log_scale=True),
                 Param("dim", 1.0, 1e4, +1, log_scale=True),
@@ -168,7 +156,6 @@ REGISTRY: dict[str, BoundSpec] = {
         ),
         _spec(
             capacity.robust_generalization_lower_bound,
-            capacity.robust_generalization_lower_bound_expr,
             (
                 Param("dim", 1.0, 200.0, +1),
                 Param("eps", 1e-3, 0.499, -1, log_scale=True),
@@ -177,7 +164,6 @@ REGISTRY: dict[str, BoundSpec] = {
         ),
         _spec(
             capacity.grid_vc_lower_bound,
-            capacity.grid_vc_lower_bound_expr,
             (
                 Param("dim", 1, 12, +1, integer=True),
                 Param("eps", 0.01, 0.499, -1, log_scale=True),

@@ -178,17 +178,14 @@ def initial_model(config: Any, *, device: str = "cpu") -> Any:
     import torch
 
     from robmem.empirics.config import TrainConfig
-    from robmem.empirics.models import build_model
-    from robmem.empirics.trainers import prepare_data
+    from robmem.empirics.trainers import build_run_model, prepare_data
 
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     data = prepare_data(config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = build_model(
-            config.model, data.num_classes, data.in_shape, **dict(config.model_kwargs)
-        )
+        model = build_run_model(config, data)
     return model.to(device).eval()
 
 

@@ -159,6 +159,13 @@ def prepare_data(config: TrainConfig) -> PreparedData:
     )
 
 
+def build_run_model(config: TrainConfig, data: PreparedData) -> nn.Module:
+    """Return the config's model for ``data``'s classes and input shape (torch's RNG inits it)."""
+    from robmem.empirics.models import build_model
+
+    return build_model(config.model, data.num_classes, data.in_shape, **dict(config.model_kwargs))
+
+
 def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     """Return the optimizer the config names (its lr is set per step by the schedule)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -410,11 +417,7 @@ def initial_state(
     """
     _seed_everything(config.seed)
     data = prepare_data(config)
-    from robmem.empirics.models import build_model
-
-    model = build_model(
-        config.model, data.num_classes, data.in_shape, **dict(config.model_kwargs)
-    ).to(device)
+    model = build_run_model(config, data).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(config, model)
@@ -840,8 +843,6 @@ def load_model_from_run(
     run_dir: str | pathlib.Path, which: str = "last", *, device: str = "cpu"
 ) -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
     """Return ``(model, config, checkpoint)`` of a run's ``last`` or ``best`` checkpoint."""
-    from robmem.empirics.models import build_model
-
     paths = runs.RunPaths(pathlib.Path(run_dir))
     config = TrainConfig.from_json(paths.config_json.read_text())
     if which == "last":
@@ -853,7 +854,6 @@ def load_model_from_run(
     if not path.exists():
         raise FileNotFoundError(f"run_dir={str(run_dir)!r} has no {path.name}")
     ckpt = load_checkpoint(path, map_location=device)
-    data = prepare_data(config)
-    model = build_model(config.model, data.num_classes, data.in_shape, **config.model_kwargs)
+    model = build_run_model(config, prepare_data(config))
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), config, ckpt

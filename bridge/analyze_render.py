@@ -147,8 +147,7 @@ def figure_b1(analyses: Sequence[Analysis], figures: pathlib.Path) -> tuple[str,
     plt = _plt()
     last = analyses[-1]
     per_epoch = len(analyses) >= 2
-    ncols = 2
-    fig, axes = plt.subplots(1, ncols, figsize=(11.6, 5.2), squeeze=False)
+    fig, axes = plt.subplots(1, 2, figsize=(11.6, 5.2), squeeze=False)
     ax = axes[0, 0]
     if per_epoch:
         xs = [a.epoch if a.epoch is not None else k for k, a in enumerate(analyses)]
@@ -581,7 +580,6 @@ def write_analysis(
     figures = out / FIGURES_DIR
     sections = build_sections(list(analyses), figures)
     a = analyses[-1]
-    notes = list(a.notes)
     meta = {
         "kind": MARKER_KIND,
         "source": source,
@@ -591,7 +589,7 @@ def write_analysis(
         "model": a.model,
         "data": f"{a.data}, {a.train.n} train / {a.test.n} test",
         "attack": a.attack.describe(),
-        "notes": notes,
+        "notes": list(a.notes),
     }
     doc = {
         **meta,

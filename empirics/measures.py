@@ -170,7 +170,8 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
         named = dict(model.named_modules())
         for layer_name, bn_name in pairs:
             _fold_into(named[layer_name], named[bn_name])
-            _replace_module(model, bn_name, nn.Identity())
+            owner, _, child = bn_name.rpartition(".")  # get_submodule("") is the model itself
+            setattr(model.get_submodule(owner), child, nn.Identity())
             folded += 1
     except Exception as exc:  # noqa: BLE001 - any tracing failure falls back to Sequential order
         logger.info("fx tracing failed (%s); folding adjacent Sequential pairs only", exc)
@@ -184,12 +185,6 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
                     setattr(parent, b_name, nn.Identity())
                     folded += 1
     return model, folded
-
-
-def _replace_module(root: nn.Module, dotted: str, new: nn.Module) -> None:
-    parent_name, _, child = dotted.rpartition(".")
-    parent = root.get_submodule(parent_name) if parent_name else root
-    setattr(parent, child, new)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -441,13 +441,6 @@ def _flag(value: object, name: str) -> bool:
     return value
 
 
-def _check_in_shape(in_shape: Sequence[int]) -> tuple[int, ...]:
-    shape = tuple(int(v) for v in in_shape)
-    if not shape or any(v < 1 for v in shape):
-        raise ValueError(f"in_shape must be a non-empty tuple of positive ints, got {in_shape}")
-    return shape
-
-
 def build_model(
     name: str,
     num_classes: int,
@@ -486,7 +479,9 @@ def build_model(
     if int(num_classes) < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     num_classes = int(num_classes)
-    shape = _check_in_shape(in_shape)
+    shape = tuple(int(v) for v in in_shape)
+    if not shape or any(v < 1 for v in shape):
+        raise ValueError(f"in_shape must be a non-empty tuple of positive ints, got {in_shape}")
     in_features = math.prod(shape)
     allowed = {
         "mlp": {"hidden", "batch_norm"},

@@ -380,12 +380,6 @@ def global_grad_norm(model: nn.Module) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- the loop
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 - seeds third-party users of the global RNG
-    torch.manual_seed(seed)
-
-
 @dataclass
 class InitialState:
     """What a (single- or multi-process) training run starts from, fresh or resumed."""
@@ -415,7 +409,9 @@ def initial_state(
     point) starts from the same state. With ``write_files`` (rank 0 only under DDP), metric
     rows after the checkpoint are dropped and the labels file is written atomically.
     """
-    _seed_everything(config.seed)
+    random.seed(config.seed)
+    np.random.seed(config.seed % 2**32)  # noqa: NPY002 - seeds third-party users of the global RNG
+    torch.manual_seed(config.seed)
     data = prepare_data(config)
     model = build_run_model(config, data).to(device)
     if config.channels_last:

@@ -284,9 +284,7 @@ def torchattacks_step_fn(args, config, device: torch.device, data: Workload):
     return step
 
 
-def _time(fn, device: torch.device, warmup: int, iters: int) -> float:
-    for _ in range(warmup):
-        fn()
+def _time(fn, device: torch.device, iters: int) -> float:
     _sync(device)
     t0 = time.perf_counter()
     for _ in range(iters):
@@ -361,7 +359,7 @@ def measure_interleaved(jobs, args, device, data, flops, peak, nominal_floor, re
     for _ in range(args.rounds):
         for key, step in list(steps.items()):
             try:
-                times[key].append(_time(step, device, 0, per_round))
+                times[key].append(_time(step, device, per_round))
             except Exception as exc:  # noqa: BLE001
                 record[key[0]][key[1]] = {"error": _error_text(exc)}
                 del steps[key], times[key]

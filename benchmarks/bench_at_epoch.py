@@ -539,8 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         resolve_model(args.model)
     except ValueError as exc:
         parser.error(str(exc))
-    json.dump(run(args), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    print(json.dumps(run(args), indent=2))
     return 0
 
 

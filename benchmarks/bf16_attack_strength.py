@@ -156,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--epsilon must be in (0, 1], got {args.epsilon}")
     if args.epochs < 1 or args.batch_size < 1 or args.eval_steps < 1:
         parser.error("--epochs, --batch-size and --eval-steps must be >= 1")
-    json.dump(run(args), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    print(json.dumps(run(args), indent=2))
     return 0
 
 

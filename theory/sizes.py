@@ -39,6 +39,7 @@ from robmem.theory.bounds.vc import (
     vc_dimension_upper_from_layers,
     vc_generalization_gap,
 )
+from robmem.theory.counting import construction_parameter_count
 
 #: δ used when building the 2- and 3-centre constructions whose layer sizes are extrapolated
 #: (the count does not depend on δ; the probe centres are 0.25 apart in ℓ∞, so δ < 0.125).
@@ -80,8 +81,6 @@ def construction_layers(n_points: int, dim: int, norm: str = "inf") -> tuple[lis
     -------
     (units, layer_params)
     """
-    from robmem.theory.counting import construction_parameter_count
-
     n_points = require_int_at_least("n_points", n_points, 1)
     dim = require_int_at_least("dim", dim, 1)
     u2, p2 = _probe_layers(dim, 2, norm)
@@ -177,8 +176,6 @@ def size_table(
     -------
     SizeTable
     """
-    from robmem.theory.counting import construction_parameter_count
-
     n_points = require_int_at_least("n_points", n_points, 1)
     dim = require_int_at_least("dim", dim, 1)
     eps = require_open_interval("eps", eps, 0.0, 0.5)

@@ -55,10 +55,6 @@ def _nn(*names: str) -> list[sympy.Symbol]:
     return [sympy.Symbol(n, nonnegative=True) for n in names]
 
 
-def _pos(*names: str) -> list[sympy.Symbol]:
-    return [sympy.Symbol(n, positive=True) for n in names]
-
-
 def prove_abs_gadget() -> ProofResult:
     """|t| = σ(t) + σ(−t) for all real t. Pieces: t = u ≥ 0 and t = −u ≤ 0."""
     (u,) = _nn("u")
@@ -108,7 +104,7 @@ def prove_trapezoid() -> ProofResult:
     r = β + u. They cover R.
     """
     alpha = sympy.Symbol("alpha", real=True)
-    (w,) = _pos("w")
+    w = sympy.Symbol("w", positive=True)
     u, v = _nn("u", "v")
     res = ProofResult("trapezoid", "g = 1 (r ≤ α), linear (α ≤ r ≤ β), 0 (r ≥ β)")
 
@@ -134,7 +130,7 @@ def prove_gate() -> ProofResult:
     (pieces f = ±p, M g = p + u); (iii) G(f, g) = sign(f)·(|f| − M g) when 0 ≤ M g ≤ |f|
     (pieces f = ±(q + u), M g = q), so G never flips the sign of f.
     """
-    (m,) = _pos("M")
+    m = sympy.Symbol("M", positive=True)
     u, p, q = _nn("u", "p", "q")
     res = ProofResult("gate", "G(f,0) = f; G = 0 if Mg ≥ |f|; G = sign(f)(|f| − Mg) otherwise")
 

@@ -247,24 +247,17 @@ def kendall_tau_ci(
     xa, xb = _finite_array(a, "a"), _finite_array(b, "b")
     if len(xa) != len(xb):
         raise ValueError(f"a and b must have equal length; got {len(xa)} and {len(xb)}")
-    if control is None:
-        units = list(zip(xa.tolist(), xb.tolist(), strict=True))
-
-        def stat(us: Sequence[object]) -> float:
-            return kendall_tau([u[0] for u in us], [u[1] for u in us])  # type: ignore[index]
-
-    else:
+    columns = [xa.tolist(), xb.tolist()]
+    if control is not None:
         xc = _finite_array(control, "control")
         if len(xc) != len(xa):
             raise ValueError(f"control must have {len(xa)} values; got {len(xc)}")
-        units = list(zip(xa.tolist(), xb.tolist(), xc.tolist(), strict=True))
+        columns.append(xc.tolist())
+    tau = kendall_tau if control is None else partial_kendall_tau
+    units = list(zip(*columns, strict=True))
 
-        def stat(us: Sequence[object]) -> float:
-            return partial_kendall_tau(
-                [u[0] for u in us],  # type: ignore[index]
-                [u[1] for u in us],  # type: ignore[index]
-                [u[2] for u in us],  # type: ignore[index]
-            )
+    def stat(us: Sequence[object]) -> float:
+        return tau(*([u[k] for u in us] for k in range(len(columns))))  # type: ignore[index]
 
     return bootstrap_ci(units, stat, confidence=confidence, resamples=resamples, seed=seed)
 

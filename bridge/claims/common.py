@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from robmem.bridge.criteria import phase_verdict
 from robmem.bridge.plots import Setup
 from robmem.bridge.registry import ClaimResult, Figure
 from robmem.bridge.stats import Estimate, mean_ci
@@ -144,4 +145,45 @@ def empirical_result(
         table=[dict(r) for r in table],
         notes=tier_notes(tier) + list(notes),
         readings=list(decision.readings),
+    )
+
+
+def per_cell_result(
+    tier: str,
+    cells: Sequence[tuple[str, str, str, Mapping[str, Estimate], Sequence[Criterion]]],
+    premises: Sequence[Criterion],
+    summary: str,
+    *,
+    numbers: Mapping[str, Any] | None = None,
+    figures: Sequence[Figure] = (),
+    table: Sequence[Mapping[str, Any]] = (),
+    notes: Sequence[str] = (),
+) -> ClaimResult:
+    """The :class:`ClaimResult` of a claim judged per cell (architecture, label-noise rate):
+    one verdict per cell by :func:`robmem.bridge.verdicts.decide`, combined by
+    :func:`robmem.bridge.criteria.phase_verdict` (the applicable cells agree → that verdict, else
+    inconclusive; not applicable when no cell is); at the smoke tier, no verdict. ``cells``
+    gives per cell (label, prefix of its estimate keys, prefix of its readings, estimates,
+    criteria)."""
+    estimates: dict[str, Estimate] = {}
+    readings: list[tuple[str, str]] = []
+    verdicts, texts = [], []
+    for label, key_prefix, reading_prefix, est, criteria in cells:
+        decision = decide(est, criteria, premises)
+        verdicts.append(decision.verdict)
+        estimates.update({f"{key_prefix}{k}": v for k, v in est.items()})
+        readings += [(f"{reading_prefix}{n}", st) for n, st in decision.readings]
+        shown = "; ".join(
+            f"{c.name} = {est[c.name].text()}" for c in (*premises, *criteria) if c.name in est
+        )
+        texts.append(f"{label}: {decision.verdict} ({shown})")
+    return ClaimResult(
+        verdict=PIPELINE_CHECKED if tier == "smoke" else phase_verdict(verdicts),
+        summary=f"{summary} " + "; ".join(texts) + ".",
+        estimates=estimates,
+        numbers=dict(numbers or {}),
+        figures=list(figures),
+        table=list(table),
+        notes=tier_notes(tier) + list(notes),
+        readings=readings,
     )

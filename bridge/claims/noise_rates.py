@@ -25,8 +25,8 @@ from robmem.bridge.claims.common import (
     above_chance,
     empirical_result,
     p2_optimizer,
+    per_cell_result,
     setup_for,
-    tier_notes,
 )
 from robmem.bridge.claims.runs import (
     EPS_MNIST,
@@ -45,13 +45,12 @@ from robmem.bridge.criteria import (
     E5_PREMISES,
     EPS_MNIST1D,
     TRACKING_TAU,
-    phase_verdict,
 )
 from robmem.bridge.plots import plot_measures_vs_gap, plot_scatter
 from robmem.bridge.records import RunRecord
 from robmem.bridge.registry import Claim, ClaimContext, ClaimResult, TierPlan
 from robmem.bridge.stats import Estimate, kendall_tau_ci, mean_ci
-from robmem.bridge.verdicts import EMPIRICAL, PIPELINE_CHECKED, decide
+from robmem.bridge.verdicts import EMPIRICAL
 
 #: [P2]'s noise rates (SPEC E5), per tier.
 NOISE_RATES: dict[str, tuple[float, ...]] = {
@@ -247,42 +246,6 @@ def control_rows(control: Sequence[tuple[int, RunRecord]]) -> tuple[dict[str, An
     return per_class, kendall_tau_ci([float(n) for n, _ in control], gaps)
 
 
-def _combined(
-    ctx: ClaimContext,
-    parts: Sequence[tuple[str, dict[str, Estimate], Any]],
-    criteria: Any,
-    premises: Any,
-    summary: str,
-    **extra: Any,
-) -> ClaimResult:
-    """One verdict per architecture (the claim's criteria), combined by
-    :func:`robmem.bridge.criteria.phase_verdict`: the applicable architectures agree → that verdict,
-    else inconclusive; not applicable when no architecture is."""
-    estimates: dict[str, Estimate] = {}
-    readings: list[tuple[str, str]] = []
-    verdicts, texts = [], []
-    for arch, est, _ in parts:
-        decision = decide(est, criteria, premises)
-        verdicts.append(decision.verdict)
-        estimates.update({f"{arch}_{k}": v for k, v in est.items()})
-        readings += [(f"{arch} {n}", st) for n, st in decision.readings]
-        shown = "; ".join(
-            f"{c.name} = {est[c.name].text()}" for c in (*premises, *criteria) if c.name in est
-        )
-        texts.append(f"{arch}: {decision.verdict} ({shown})")
-    verdict = PIPELINE_CHECKED if ctx.tier == "smoke" else phase_verdict(verdicts)
-    return ClaimResult(
-        verdict=verdict,
-        summary=f"{summary} " + "; ".join(texts) + ".",
-        estimates=estimates,
-        numbers=dict(extra.get("numbers", {})),
-        figures=list(extra.get("figures", [])),
-        table=list(extra.get("table", [])),
-        notes=tier_notes(ctx.tier) + list(extra.get("notes", [])),
-        readings=readings,
-    )
-
-
 E5_NOTES = [
     "Measures: robmem.empirics.measures.complexity_measures (margins on PGD points "
     "of the noisy training set; distance-to-init against the run's own initialization), "
@@ -330,10 +293,10 @@ def evaluate_e5(ctx: ClaimContext) -> ClaimResult:
             + f" ({len(control)} models); τ(N, gap) = {tau_n.text()}. A class whose τ tracks "
             "the gap across noise rates but not here follows the noise rate, not the gap."
         )
-    return _combined(
-        ctx, parts, E5_CRITERIA, E5_PREMISES, summary, numbers=numbers, table=all_rows,
-        notes=notes,
-    )  # fmt: skip
+    cells = [(arch, f"{arch}_", f"{arch} ", est, E5_CRITERIA) for arch, est, _ in parts]
+    return per_cell_result(
+        ctx.tier, cells, E5_PREMISES, summary, numbers=numbers, table=all_rows, notes=notes
+    )
 
 
 def evaluate_b4(ctx: ClaimContext) -> ClaimResult:
@@ -344,7 +307,7 @@ def evaluate_b4(ctx: ClaimContext) -> ClaimResult:
         rates = [rate for rate, _ in models]
         gaps = [_gap_pts(r) for _, r in models]
         est = b4_estimates(models)
-        parts.append((arch, est, None))
+        parts.append((arch, f"{arch}_", f"{arch} ", est, B4_CRITERIA))
         names, classes = measure_class_values(models)
         measures = {n: [c[n] for c in classes] for n in names}
         taus = {n: kendall_tau_ci(measures[n], gaps).mean for n in names}
@@ -364,11 +327,11 @@ def evaluate_b4(ctx: ClaimContext) -> ClaimResult:
         ]
     if len(archs) == 1:
         return empirical_result(
-            ctx.tier, parts[0][1], B4_CRITERIA, B4_PREMISES,
+            ctx.tier, parts[0][3], B4_CRITERIA, B4_PREMISES,
             summary="Robust gap against the label-noise rate:", figures=figs, table=per_rate,
         )  # fmt: skip
-    return _combined(
-        ctx, parts, B4_CRITERIA, B4_PREMISES, "Robust gap against the label-noise rate, per "
+    return per_cell_result(
+        ctx.tier, parts, B4_PREMISES, "Robust gap against the label-noise rate, per "
         "architecture:", figures=figs, table=per_rate,
     )  # fmt: skip
 

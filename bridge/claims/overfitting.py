@@ -25,8 +25,8 @@ from robmem.bridge.claims.common import (
     above_chance,
     empirical_result,
     epoch_series,
+    per_cell_result,
     setup_for,
-    tier_notes,
 )
 from robmem.bridge.claims.runs import STEP_FRACTION, FitSpec, RunRequest, requests_for
 from robmem.bridge.criteria import (
@@ -34,13 +34,12 @@ from robmem.bridge.criteria import (
     E6_MECHANISM_CRITERIA,
     E6_PREMISES,
     EPS_MNIST1D,
-    phase_verdict,
 )
 from robmem.bridge.plots import plot_curves_ci
 from robmem.bridge.records import RunRecord
 from robmem.bridge.registry import Claim, ClaimContext, ClaimResult, TierPlan
 from robmem.bridge.stats import Estimate, mean_ci, paired_difference
-from robmem.bridge.verdicts import EMPIRICAL, PIPELINE_CHECKED, decide
+from robmem.bridge.verdicts import EMPIRICAL
 
 #: Label-noise rates of the E6 cells per tier (one cell per rate). cpu-full: the audit's
 #: {0, 0.2} on MNIST-1D; cpu: the noisy cell only (it carries the mechanism test).
@@ -262,10 +261,8 @@ def evaluate_e6(ctx: ClaimContext) -> ClaimResult:
             summary="PGD-AT vs PGD-AT+TE, paired by seed:", figures=figs, table=table,
             notes=notes,
         )  # fmt: skip
-    estimates: dict[str, Estimate] = {}
-    readings: list[tuple[str, str]] = []
     numbers: dict[str, Any] = {}
-    parts, verdicts = [], []
+    parts = []
     for noise, pgd, te in cells:
         est = e6_estimates(pgd, te)
         criteria = E6_CRITERIA
@@ -277,17 +274,12 @@ def evaluate_e6(ctx: ClaimContext) -> ClaimResult:
                 if k != "enrichment_per_seed":
                     numbers[f"noise{noise:g}_{k}"] = v
             table += [{"noise": noise, **row} for row in facts["enrichment_per_seed"]]
-        decision = decide(est, criteria, E6_PREMISES)
-        verdicts.append(decision.verdict)
-        for k, v in est.items():
-            estimates[f"noise{noise:g}:{k}"] = v
-        readings += [(f"noise {noise:g} {n}", st) for n, st in decision.readings]
-        shown = "; ".join(f"{k} = {v.text()}" for k, v in est.items())
-        parts.append(f"label noise {noise:g}: {decision.verdict} ({shown})")
-    verdict = PIPELINE_CHECKED if ctx.tier == "smoke" else phase_verdict(verdicts)
+        parts.append(
+            (f"label noise {noise:g}", f"noise{noise:g}:", f"noise {noise:g} ", est, criteria)
+        )
     summary = (
         f"PGD-AT vs PGD-AT+TE, paired by seed, in {len(cells)} cells (verdict over cells by "
-        "robmem.bridge.criteria.phase_verdict): " + "; ".join(parts) + "."
+        "robmem.bridge.criteria.phase_verdict):"
     )
     notes += [
         "Mechanism (noisy cells): late-fitted = robustly fitted (PGD-10, every 5 epochs) only "
@@ -299,9 +291,9 @@ def evaluate_e6(ctx: ClaimContext) -> ClaimResult:
         "observed at this scale in the cells tried; TE and the mechanism then have nothing to "
         "explain.",
     ]
-    return ClaimResult(
-        verdict, summary, estimates, numbers, figs, table, tier_notes(ctx.tier) + notes,
-        readings,
+    return per_cell_result(
+        ctx.tier, parts, E6_PREMISES, summary, numbers=numbers, figures=figs, table=table,
+        notes=notes,
     )  # fmt: skip
 
 

@@ -47,29 +47,23 @@ class EpochRow:
     @property
     def robust_gap(self) -> float:
         """Robust train − robust test accuracy (fraction)."""
-        return _req(self.train_robust_acc, "train_robust_acc") - _req(
-            self.test_robust_acc, "test_robust_acc"
-        )
+        return self._difference("train_robust_acc", "test_robust_acc")
 
     @property
     def clean_gap(self) -> float:
         """Clean train − clean test accuracy (fraction)."""
-        return _req(self.train_clean_acc, "train_clean_acc") - _req(
-            self.test_clean_acc, "test_clean_acc"
-        )
+        return self._difference("train_clean_acc", "test_clean_acc")
 
     @property
     def robust_loss_gap(self) -> float:
         """Robust test − robust train cross-entropy (nats)."""
-        return _req(self.test_robust_loss, "test_robust_loss") - _req(
-            self.train_robust_loss, "train_robust_loss"
-        )
+        return self._difference("test_robust_loss", "train_robust_loss")
 
-
-def _req(value: float | None, name: str) -> float:
-    if value is None:
-        raise ValueError(f"the record has no {name} at this epoch (was it evaluated?)")
-    return value
+    def _difference(self, a: str, b: str) -> float:
+        for name in (a, b):
+            if getattr(self, name) is None:
+                raise ValueError(f"the record has no {name} at this epoch (was it evaluated?)")
+        return getattr(self, a) - getattr(self, b)
 
 
 @dataclass(frozen=True)

@@ -143,13 +143,11 @@ def evaluate_t4(ctx: ClaimContext) -> ClaimResult:
     rng = np.random.default_rng(0)
     for name, spec in sorted(REGISTRY.items()):
         try:
-            kwargs = spec.sample_kwargs(rng)
-            res = spec(**kwargs)
-            for _ in range(T4_MAX_REDRAWS):  # a bound clipped at 1 has no residual to check
-                if not (spec.implicit and res.vacuous):
-                    break
+            for _ in range(1 + T4_MAX_REDRAWS):  # a bound clipped at 1 has no residual to check
                 kwargs = spec.sample_kwargs(rng)
                 res = spec(**kwargs)
+                if not (spec.implicit and res.vacuous):
+                    break
             expr = spec.expr()
             values = {**kwargs, **dict(res.terms), "value": res.value}
             subs = {s: values[str(s)] for s in expr.free_symbols if str(s) in values}

@@ -20,7 +20,6 @@ from robmem.bridge.stats import Estimate
 #: Resolution of the PNG files (dots per inch): legible in the HTML at 100 % zoom.
 DPI: int = 110
 EPS_LABEL = "ℓ∞ radius ε (pixel units, [0,1] scale)"
-LOSS_UNIT = "nats"
 #: Smallest value drawn on a log axis (a non-positive measured gap is drawn there).
 LOG_FLOOR: float = 1e-3
 

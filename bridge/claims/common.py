@@ -112,6 +112,13 @@ def setup_for(
     )
 
 
+def _shown(estimates: Mapping[str, Estimate], criteria: Sequence[Criterion]) -> str:
+    """ "name = estimate" for each criterion (and premise) that has an estimate, in order."""
+    return "; ".join(
+        f"{c.name} = {estimates[c.name].text()}" for c in criteria if c.name in estimates
+    )
+
+
 def empirical_result(
     tier: str,
     estimates: Mapping[str, Estimate],
@@ -128,11 +135,7 @@ def empirical_result(
     (:func:`robmem.bridge.verdicts.decide`); at the smoke tier, no verdict."""
     decision = decide(estimates, criteria, premises)
     verdict = PIPELINE_CHECKED if tier == "smoke" else decision.verdict
-    shown = "; ".join(
-        f"{c.name} = {estimates[c.name].text()}"
-        for c in (*premises, *criteria)
-        if c.name in estimates
-    )
+    shown = _shown(estimates, (*premises, *criteria))
     text = f"{summary} {shown}." if shown else summary
     if tier != "smoke":
         text += f" ({decision.reason}.)"
@@ -173,10 +176,7 @@ def per_cell_result(
         verdicts.append(decision.verdict)
         estimates.update({f"{key_prefix}{k}": v for k, v in est.items()})
         readings += [(f"{reading_prefix}{n}", st) for n, st in decision.readings]
-        shown = "; ".join(
-            f"{c.name} = {est[c.name].text()}" for c in (*premises, *criteria) if c.name in est
-        )
-        texts.append(f"{label}: {decision.verdict} ({shown})")
+        texts.append(f"{label}: {decision.verdict} ({_shown(est, (*premises, *criteria))})")
     return ClaimResult(
         verdict=PIPELINE_CHECKED if tier == "smoke" else phase_verdict(verdicts),
         summary=f"{summary} " + "; ".join(texts) + ".",
